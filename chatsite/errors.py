@@ -1,0 +1,13 @@
+"""The one error type of the chat domain; every code maps to an `Error` frame on the wire."""
+
+CODES = frozenset({"bad_request", "forbidden", "not_found", "conflict", "too_large", "rate_limited"})
+
+
+class ChatError(Exception):
+    """A refused request. Raised by the protocol parser and by domain actions before they write."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        assert code in CODES, code
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail

@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from messaging import views as messaging_views
+
+urlpatterns = [
+    path("", messaging_views.chat, name="chat"),
+    path("accounts/", include("accounts.urls")),
+    path("api/users/", messaging_views.api_users, name="api-users"),
+    path("api/groups/", messaging_views.api_groups, name="api-groups"),
+    path("admin/", admin.site.urls),
+]

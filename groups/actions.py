@@ -1,0 +1,86 @@
+"""Every change to groups goes through these functions (consumer, views and admin alike).
+
+Each one authorizes, writes in a transaction and publishes its events on commit.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from chatsite.errors import ChatError
+from groups.models import ChatGroup
+from groups.names import clean_group_name
+from groups.selectors import group_summary, groups_with_members
+from messaging import events
+from messaging.protocol import group_frame
+
+
+def _announce(group: ChatGroup, *, event: str, user: AbstractBaseUser, **instructions) -> None:
+    group = groups_with_members().get(pk=group.pk) if event != "Deleted" else group
+    summary = group_summary(group)
+    frame = group_frame(
+        event=event, name=summary["Name"], owner=summary["Owner"], members=summary["Members"], user=user.username
+    )
+    events.publish(events.EVERYONE, frame, **instructions)
+
+
+def _mark_read_to_latest(group: ChatGroup, users) -> None:
+    from messaging.actions import read_marker_set_latest
+
+    for member in users:
+        read_marker_set_latest(user=member, group=group)
+
+
+def group_create(*, owner: AbstractBaseUser, name: str, member_usernames: list[str] | tuple[str, ...]) -> ChatGroup:
+    """Create a group owned by `owner`, with `owner` and every listed (existing) user as members."""
+    name = clean_group_name(name)
+    usernames = set(member_usernames) - {owner.username}
+    members = list(get_user_model().objects.filter(username__in=usernames, is_active=True))
+    missing = usernames - {member.username for member in members}
+    if missing:
+        raise ChatError("not_found", "No such user: " + ", ".join(sorted(missing)) + ".")
+    try:
+        with transaction.atomic():
+            group = ChatGroup.objects.create(name=name, owner=owner)
+            group.members.add(owner, *members)
+            for member in [owner, *members]:
+                events.publish(events.user_group(member.pk), subscribe=group.layer_group)
+            _announce(group, event="Created", user=owner)
+    except IntegrityError:
+        raise ChatError("conflict", f"A group named '{name}' already exists.") from None
+    return group
+
+
+def group_join(*, user: AbstractBaseUser, group: ChatGroup) -> bool:
+    """Make `user` a member (groups are open). Returns False when they already were one."""
+    with transaction.atomic():
+        if group.members.filter(pk=user.pk).exists():
+            return False
+        group.members.add(user)
+        _mark_read_to_latest(group, [user])
+        events.publish(events.user_group(user.pk), subscribe=group.layer_group)
+        _announce(group, event="Joined", user=user)
+    return True
+
+
+def group_leave(*, user: AbstractBaseUser, group: ChatGroup) -> None:
+    if group.owner_id == user.pk:
+        raise ChatError("forbidden", "The owner cannot leave a group; delete it instead.")
+    with transaction.atomic():
+        if not group.members.filter(pk=user.pk).exists():
+            raise ChatError("not_found", f"You are not a member of '{group.name}'.")
+        group.members.remove(user)
+        events.publish(events.user_group(user.pk), unsubscribe=group.layer_group)
+        _announce(group, event="Left", user=user)
+
+
+def group_delete(*, user: AbstractBaseUser, group: ChatGroup) -> None:
+    """Delete a group and its messages. Only its owner or staff may."""
+    if group.owner_id != user.pk and not user.is_staff:
+        raise ChatError("forbidden", f"Only the owner of '{group.name}' can delete it.")
+    with transaction.atomic():
+        # The frame is built (members included) before the rows go.
+        _announce(groups_with_members().get(pk=group.pk), event="Deleted", user=user, unsubscribe=group.layer_group)
+        group.delete()

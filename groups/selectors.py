@@ -1,0 +1,42 @@
+"""Reads about groups. Access checks live here so every caller gets the same answer."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Prefetch, QuerySet
+from django.contrib.auth import get_user_model
+
+from chatsite.errors import ChatError
+from groups.models import ChatGroup
+
+
+def group_get(*, name: str) -> ChatGroup:
+    try:
+        return ChatGroup.objects.select_related("owner").get(name=name)
+    except ChatGroup.DoesNotExist:
+        raise ChatError("not_found", f"No group named '{name}'.") from None
+
+
+def group_require_member(*, user: AbstractBaseUser, name: str) -> ChatGroup:
+    group = group_get(name=name)
+    if not group.members.filter(pk=user.pk).exists():
+        raise ChatError("forbidden", f"You are not a member of '{name}'.")
+    return group
+
+
+def group_ids_of(*, user: AbstractBaseUser) -> list[int]:
+    return list(user.chat_groups.values_list("id", flat=True))
+
+
+def groups_with_members() -> QuerySet[ChatGroup]:
+    users = get_user_model().objects.only("username").order_by("username")
+    return ChatGroup.objects.select_related("owner").prefetch_related(Prefetch("members", queryset=users))
+
+
+def group_summary(group: ChatGroup) -> dict:
+    """`Name`, `Owner`, `Members` as in the protocol; uses prefetched members when present."""
+    return {
+        "Name": group.name,
+        "Owner": group.owner.username,
+        "Members": sorted(member.username for member in group.members.all()),
+    }

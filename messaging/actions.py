@@ -1,0 +1,130 @@
+"""Every change to messages, read pointers and presence goes through these functions.
+
+Each authorizes, writes in a transaction and publishes its events on commit
+(messaging.events), so the consumer, the HTTP views and the admin send the same events.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from chatsite.errors import ChatError
+from groups.models import ChatGroup, layer_group_for
+from groups.selectors import group_require_member
+from messaging import events
+from messaging.models import Connection, Message, ReadMarker
+from messaging.protocol import GROUP, PRIVATE, presence_frame, read_frame
+from messaging.selectors import conversation, message_to_frame, user_get
+
+
+def _validate_text(content: str) -> str:
+    if not content.strip():
+        raise ChatError("bad_request", "A message cannot be empty.")
+    if len(content) > settings.CHAT_MAX_TEXT_LENGTH:
+        raise ChatError("too_large", f"A message has at most {settings.CHAT_MAX_TEXT_LENGTH} characters.")
+    return content
+
+
+def message_send(
+    *, sender: AbstractBaseUser, chat: str, to: str, content: str, is_image: bool = False, client_id: str | None = None
+) -> tuple[Message, bool]:
+    """Store a message and fan it out on commit. Returns (message, created).
+
+    With a `client_id` this user already used, nothing is stored or published: the
+    stored message is returned with created=False, so the caller re-sends its echo.
+    """
+    if client_id:
+        existing = _find_by_client_id(sender, client_id)
+        if existing is not None:
+            return existing, False
+    if is_image:
+        raise ChatError("bad_request", "Images are not supported yet.")
+    text = _validate_text(content)
+    if chat == PRIVATE:
+        recipient, group = user_get(username=to), None
+    else:
+        recipient, group = None, group_require_member(user=sender, name=to)
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                sender=sender, recipient=recipient, group=group, text=text, client_id=client_id or None
+            )
+            _publish_message(message)
+    except IntegrityError:
+        # The same ClientId raced in from another tab: the first one won.
+        existing = _find_by_client_id(sender, client_id) if client_id else None
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+def _find_by_client_id(sender: AbstractBaseUser, client_id: str) -> Message | None:
+    return Message.objects.select_related("sender", "recipient", "group").filter(
+        sender=sender, client_id=client_id
+    ).first()
+
+
+def _publish_message(message: Message) -> None:
+    frame = message_to_frame(message)
+    if message.group_id is not None:
+        events.publish(message.group.layer_group, frame)
+        return
+    events.publish(events.user_group(message.sender_id), frame)
+    if message.recipient_id != message.sender_id:
+        events.publish(events.user_group(message.recipient_id), frame)
+
+
+def conversation_read(*, user: AbstractBaseUser, chat: str, to: str, message_id: int, skip_channel: str = "") -> int:
+    """Move the user's last-read pointer of a conversation forward to `message_id`.
+
+    The pointer never moves back. Returns it after the update and echoes it to the
+    user's other connections (all but `skip_channel`), which clear the same badge.
+    """
+    messages, target = conversation(user=user, chat=chat, to=to)
+    if not messages.filter(pk=message_id).exists():
+        raise ChatError("not_found", f"Message {message_id} is not in this conversation.")
+    lookup = {"user": user, "group": target} if chat == GROUP else {"user": user, "peer": target}
+    with transaction.atomic():
+        marker, _ = ReadMarker.objects.select_for_update().get_or_create(**lookup)
+        if message_id > marker.last_read_id:
+            marker.last_read_id = message_id
+            marker.save(update_fields=["last_read_id"])
+        events.publish(
+            events.user_group(user.pk), read_frame(chat=chat, to=to, id=marker.last_read_id), skip=skip_channel
+        )
+    return marker.last_read_id
+
+
+def read_marker_set_latest(*, user: AbstractBaseUser, group: ChatGroup) -> None:
+    """A new member has read nothing of the past, but it should not all count as unread."""
+    latest = Message.objects.filter(group=group).aggregate(latest=Max("id"))["latest"] or 0
+    ReadMarker.objects.update_or_create(user=user, group=group, defaults={"last_read_id": latest})
+
+
+def connection_open(*, user: AbstractBaseUser, channel_name: str) -> list[str]:
+    """Register an open socket; the user's first one makes them online for everyone.
+
+    Returns the layer groups this socket must join.
+    """
+    with transaction.atomic():
+        # Lock the user's row so two tabs opening at once cannot both be "first".
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        Connection.objects.create(user=user, channel_name=channel_name)
+        if Connection.objects.filter(user=user).count() == 1:
+            events.publish(events.EVERYONE, presence_frame(username=user.username, online=True))
+        group_ids = list(user.chat_groups.values_list("id", flat=True))
+    return [events.EVERYONE, events.user_group(user.pk), *(layer_group_for(pk) for pk in group_ids)]
+
+
+def connection_close(*, user: AbstractBaseUser, channel_name: str) -> None:
+    """Forget a closed socket; the user's last one makes them offline for everyone."""
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        deleted, _ = Connection.objects.filter(channel_name=channel_name).delete()
+        if deleted and not Connection.objects.filter(user=user).exists():
+            events.publish(events.EVERYONE, presence_frame(username=user.username, online=False))

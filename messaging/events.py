@@ -1,0 +1,60 @@
+"""Publishing to the channel layer: after commit, each event serialized exactly once.
+
+Layer groups are ASCII names built from ids, never from user-typed text:
+``chat.user.<id>`` (every socket of one user), ``chat.group.<id>`` (every socket of
+every member of one group) and ``chat.everyone`` (every socket: presence and the
+group directory, since groups are open to all).
+
+A layer message is ``{"type": "chat.event", "text": <frame JSON or None>, ...}`` plus
+optional instructions to the receiving consumer: ``subscribe`` / ``unsubscribe`` a
+layer group, ``skip`` one channel (the sender of a `Read`), or ``close`` the socket.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any, Callable, TypeVar
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from messaging.protocol import encode
+
+EVERYONE = "chat.everyone"
+T = TypeVar("T")
+
+Event = tuple[str, dict[str, Any]]
+_collector: ContextVar[list[Event] | None] = ContextVar("chat_event_collector", default=None)
+
+
+def user_group(user_id: int) -> str:
+    return f"chat.user.{user_id}"
+
+
+def publish(layer_group: str, frame: dict | None = None, **instructions: Any) -> None:
+    """Send `frame` to a layer group once the current transaction commits (at once outside one)."""
+    message = {"type": "chat.event", "text": encode(frame) if frame is not None else None, **instructions}
+
+    def fire() -> None:
+        pending = _collector.get()
+        if pending is not None:
+            pending.append((layer_group, message))
+        else:
+            async_to_sync(get_channel_layer().group_send)(layer_group, message)
+
+    transaction.on_commit(fire)
+
+
+def collecting(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> tuple[T, list[Event]]:
+    """Run a (sync) action and return the events it committed instead of sending them.
+
+    The consumer runs actions in a worker thread and then sends the events from the
+    event loop itself: no thread hop back into the loop per event.
+    """
+    token = _collector.set([])
+    try:
+        result = fn(*args, **kwargs)
+        return result, _collector.get() or []
+    finally:
+        _collector.reset(token)

@@ -1,0 +1,254 @@
+"""The wire format: parse client frames into typed commands, build server frames.
+
+Pure Python, no ORM: everything here can be tested without a database. The contract
+is docs/protocol.md. Identity claims (`From`, `Username`) are checked here against the
+session's username, so no handler ever sees a frame that speaks for someone else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from chatsite.errors import ChatError
+from groups.names import clean_group_name
+
+PRIVATE = "Private"
+GROUP = "Group"
+CHATS = (PRIVATE, GROUP)
+MAX_FRAME_CHARS = 12 * 1024 * 1024  # an image data URL fits; anything bigger is refused unparsed
+MAX_CLIENT_ID = 64
+MAX_USERNAME = 150
+
+
+@dataclass(frozen=True)
+class Connect:
+    since: int | None
+
+
+@dataclass(frozen=True)
+class Send:
+    chat: str
+    to: str
+    content: str
+    is_image: bool
+    client_id: str | None
+
+
+@dataclass(frozen=True)
+class Join:
+    chat: str
+    to: str
+    before: int | None
+
+
+@dataclass(frozen=True)
+class Create:
+    name: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Delete:
+    name: str
+
+
+@dataclass(frozen=True)
+class Leave:
+    name: str
+
+
+@dataclass(frozen=True)
+class Read:
+    chat: str
+    to: str
+    id: int
+
+
+Command = Connect | Send | Join | Create | Delete | Leave | Read
+
+
+def _bad(detail: str) -> ChatError:
+    return ChatError("bad_request", detail)
+
+
+def _str(frame: dict, key: str, *, max_len: int = MAX_USERNAME) -> str:
+    value = frame.get(key)
+    if not isinstance(value, str) or not value:
+        raise _bad(f"'{key}' must be a non-empty string.")
+    if len(value) > max_len:
+        raise _bad(f"'{key}' is too long.")
+    return value
+
+
+def _opt_int(frame: dict, key: str) -> int | None:
+    value = frame.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _bad(f"'{key}' must be a non-negative integer.")
+    return value
+
+
+def _chat(frame: dict) -> str:
+    chat = frame.get("Chat")
+    if chat not in CHATS:
+        raise _bad("'Chat' must be \"Private\" or \"Group\".")
+    return chat
+
+
+def _target(frame: dict, chat: str) -> str:
+    return clean_group_name(frame.get("To")) if chat == GROUP else _str(frame, "To")
+
+
+def _parse_connect(frame: dict) -> Connect:
+    return Connect(since=_opt_int(frame, "Since"))
+
+
+def _parse_send(frame: dict) -> Send:
+    chat = _chat(frame)
+    content = frame.get("Content")
+    if not isinstance(content, str):
+        raise _bad("'Content' must be a string.")
+    is_image = frame.get("is_image", 0)
+    if type(is_image) not in (int, bool) or is_image not in (0, 1):
+        raise _bad("'is_image' must be 0 or 1.")
+    client_id = frame.get("ClientId")
+    if client_id is not None:
+        client_id = _str(frame, "ClientId", max_len=MAX_CLIENT_ID)
+    return Send(chat=chat, to=_target(frame, chat), content=content, is_image=bool(is_image), client_id=client_id)
+
+
+def _parse_join(frame: dict) -> Join:
+    chat = _chat(frame)
+    return Join(chat=chat, to=_target(frame, chat), before=_opt_int(frame, "Before"))
+
+
+def _parse_create(frame: dict) -> Create:
+    members = frame.get("List", [])
+    if not isinstance(members, list) or not all(isinstance(m, str) and 0 < len(m) <= MAX_USERNAME for m in members):
+        raise _bad("'List' must be a list of usernames.")
+    if len(members) > 1000:
+        raise _bad("'List' has too many members.")
+    return Create(name=clean_group_name(frame.get("Name")), members=tuple(dict.fromkeys(members)))
+
+
+def _parse_delete(frame: dict) -> Delete:
+    return Delete(name=clean_group_name(frame.get("Name")))
+
+
+def _parse_leave(frame: dict) -> Leave:
+    return Leave(name=clean_group_name(frame.get("Name")))
+
+
+def _parse_read(frame: dict) -> Read:
+    chat = _chat(frame)
+    message_id = _opt_int(frame, "Id")
+    if message_id is None:
+        raise _bad("'Id' must be a non-negative integer.")
+    return Read(chat=chat, to=_target(frame, chat), id=message_id)
+
+
+PARSERS: dict[str, Callable[[dict], Command]] = {
+    "Connect": _parse_connect,
+    "Send": _parse_send,
+    "Join": _parse_join,
+    "Create": _parse_create,
+    "Delete": _parse_delete,
+    "Leave": _parse_leave,
+    "Read": _parse_read,
+}
+
+
+def frame_type(text: str | None) -> str | None:
+    """Best effort: the `Type` of a frame, for the `Ref` of an error about it."""
+    try:
+        value = json.loads(text or "").get("Type")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value in PARSERS else None
+
+
+def parse(text: str | None, *, username: str) -> Command:
+    """Decode one text frame into a command, or raise ChatError.
+
+    `From` and `Username`, when present, must be the session's `username`: the server
+    never acts on a claim to be someone else.
+    """
+    if text is None:
+        raise _bad("Frames must be JSON text, not binary.")
+    if len(text) > MAX_FRAME_CHARS:
+        raise ChatError("too_large", "The frame is too large.")
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise _bad("The frame is not valid JSON.") from None
+    if not isinstance(frame, dict):
+        raise _bad("A frame must be a JSON object.")
+    kind = frame.get("Type")
+    if not isinstance(kind, str) or kind not in PARSERS:
+        raise _bad("Unknown or missing 'Type'.")
+    for key in ("From", "Username"):
+        claim = frame.get(key)
+        if claim is not None and claim != username:
+            raise ChatError("forbidden", f"'{key}' must be your own username.")
+    return PARSERS[kind](frame)
+
+
+# ---- server frames ---------------------------------------------------------------
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """Serialize a server frame once; the text is what every recipient's socket gets."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def message_frame(
+    *, id: int, sender: str, to: str, chat: str, content: str, is_image: bool, time: datetime, client_id: str | None
+) -> dict:
+    frame = {
+        "Type": "Message",
+        "Id": id,
+        "From": sender,
+        "To": to,
+        "Chat": chat,
+        "Content": content,
+        "is_image": int(is_image),
+        "Time": format_time(time),
+    }
+    if client_id:
+        frame["ClientId"] = client_id
+    return frame
+
+
+def history_frame(*, chat: str, to: str, messages: list[dict], has_more: bool) -> dict:
+    return {"Type": "History", "Chat": chat, "To": to, "Messages": messages, "HasMore": has_more}
+
+
+def state_frame(*, user: str, users: list[dict], groups: list[dict]) -> dict:
+    return {"Type": "State", "User": user, "Users": users, "Groups": groups}
+
+
+def presence_frame(*, username: str, online: bool) -> dict:
+    return {"Type": "Presence", "Username": username, "Online": online}
+
+
+def group_frame(*, event: str, name: str, owner: str, members: list[str], user: str) -> dict:
+    return {"Type": "Group", "Event": event, "Name": name, "Owner": owner, "Members": members, "User": user}
+
+
+def read_frame(*, chat: str, to: str, id: int) -> dict:
+    return {"Type": "Read", "Chat": chat, "To": to, "Id": id}
+
+
+def error_frame(error: ChatError, *, ref: str | None) -> dict:
+    frame = {"Type": "Error", "Code": error.code, "Detail": error.detail}
+    if ref:
+        frame["Ref"] = ref
+    return frame

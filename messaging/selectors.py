@@ -1,0 +1,138 @@
+"""Reads for the chat: history, replay, the `State` snapshot. Access is checked here."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from chatsite.errors import ChatError
+from groups.models import ChatGroup
+from groups.selectors import group_require_member, group_summary, groups_with_members
+from messaging.models import Connection, Message, ReadMarker
+from messaging.protocol import GROUP, PRIVATE, history_frame, message_frame, state_frame
+
+
+def user_get(*, username: str) -> AbstractBaseUser:
+    try:
+        return get_user_model().objects.get(username=username, is_active=True)
+    except get_user_model().DoesNotExist:
+        raise ChatError("not_found", f"No user named '{username}'.") from None
+
+
+def message_to_frame(message: Message) -> dict:
+    """The `Message` frame; expects sender, recipient and group to be loaded (select_related)."""
+    private = message.group_id is None
+    return message_frame(
+        id=message.pk,
+        sender=message.sender.username,
+        to=message.recipient.username if private else message.group.name,
+        chat=PRIVATE if private else GROUP,
+        content=message.text,
+        is_image=message.is_image,
+        time=message.created,
+        client_id=message.client_id,
+    )
+
+
+def _with_names(queryset: QuerySet[Message]) -> QuerySet[Message]:
+    return queryset.select_related("sender", "recipient", "group").only(
+        "id", "text", "is_image", "client_id", "created", "group_id", "recipient_id",
+        "sender__username", "recipient__username", "group__name",
+    )
+
+
+def private_messages(*, user: AbstractBaseUser, peer: AbstractBaseUser) -> QuerySet[Message]:
+    return Message.objects.filter(
+        Q(sender=user, recipient=peer) | Q(sender=peer, recipient=user), group__isnull=True
+    )
+
+
+def conversation(*, user: AbstractBaseUser, chat: str, to: str) -> tuple[QuerySet[Message], object]:
+    """The messages of one conversation the user may read, and its target (peer or group)."""
+    if chat == PRIVATE:
+        peer = user_get(username=to)
+        return private_messages(user=user, peer=peer), peer
+    group = group_require_member(user=user, name=to)
+    return Message.objects.filter(group=group), group
+
+
+def history(*, user: AbstractBaseUser, chat: str, to: str, before: int | None = None) -> dict:
+    """The `History` frame: the newest page (older than `before` when given), oldest first."""
+    messages, _target = conversation(user=user, chat=chat, to=to)
+    if before is not None:
+        messages = messages.filter(id__lt=before)
+    size = settings.CHAT_HISTORY_PAGE
+    page = list(_with_names(messages).order_by("-id")[: size + 1])
+    has_more = len(page) > size
+    frames = [message_to_frame(message) for message in reversed(page[:size])]
+    return history_frame(chat=chat, to=to, messages=frames, has_more=has_more)
+
+
+def readable_messages(*, user: AbstractBaseUser) -> QuerySet[Message]:
+    return Message.objects.filter(
+        Q(sender=user, group__isnull=True)
+        | Q(recipient=user)
+        | Q(group__in=ChatGroup.objects.filter(members=user).values("id"))
+    )
+
+
+def messages_after(*, user: AbstractBaseUser, after: int, limit: int = 500) -> list[dict]:
+    """Up to `limit` messages the user may read with an id above `after`, oldest first."""
+    page = _with_names(readable_messages(user=user).filter(id__gt=after)).order_by("id")[:limit]
+    return [message_to_frame(message) for message in page]
+
+
+def _unread_private(user: AbstractBaseUser) -> dict[int, int]:
+    marker = ReadMarker.objects.filter(user=user, peer=OuterRef("sender")).values("last_read_id")[:1]
+    rows = (
+        Message.objects.filter(recipient=user, group__isnull=True)
+        .exclude(sender=user)
+        .annotate(mark=Coalesce(Subquery(marker), Value(0)))
+        .filter(id__gt=F("mark"))
+        .values("sender")
+        .annotate(n=Count("id"))
+    )
+    return {row["sender"]: row["n"] for row in rows}
+
+
+def _unread_groups(user: AbstractBaseUser) -> dict[int, int]:
+    marker = ReadMarker.objects.filter(user=user, group=OuterRef("group")).values("last_read_id")[:1]
+    rows = (
+        Message.objects.filter(group__in=ChatGroup.objects.filter(members=user).values("id"))
+        .exclude(sender=user)
+        .annotate(mark=Coalesce(Subquery(marker), Value(0)))
+        .filter(id__gt=F("mark"))
+        .values("group")
+        .annotate(n=Count("id"))
+    )
+    return {row["group"]: row["n"] for row in rows}
+
+
+def users_with_presence() -> QuerySet:
+    online = Exists(Connection.objects.filter(user=OuterRef("pk")))
+    return get_user_model().objects.filter(is_active=True).annotate(online=online).order_by("username")
+
+
+def users_list() -> list[dict]:
+    return [{"Username": u.username, "Online": u.online} for u in users_with_presence().only("username")]
+
+
+def groups_list() -> list[dict]:
+    return [group_summary(group) for group in groups_with_members()]
+
+
+def state(*, user: AbstractBaseUser) -> dict:
+    """The `State` frame: every user with presence, every group, and this user's unread counts."""
+    unread_private = _unread_private(user)
+    unread_groups = _unread_groups(user)
+    users = [
+        {"Username": u.username, "Online": u.online, "Unread": unread_private.get(u.pk, 0)}
+        for u in users_with_presence().only("username")
+    ]
+    groups = [
+        {**group_summary(group), "Unread": unread_groups.get(group.pk, 0)} for group in groups_with_members()
+    ]
+    return state_frame(user=user.username, users=users, groups=groups)

@@ -1,0 +1,173 @@
+"""Personas, WebSocket helpers and channel-layer switching shared by the test suite.
+
+alice owns groups, bob is a member, carol is an outsider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+ORIGIN = b"http://127.0.0.1:8000"
+
+
+def service_reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip when a real service is missing, unless REQUIRE_SERVICES=1 makes that a failure."""
+    if service_reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " and REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def fast_hasher(settings):
+    """Hashing is tested on its own; elsewhere a fast hasher keeps the suite quick."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def redis_layer() -> dict:
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 10000}],
+                "prefix": f"test-{uuid.uuid4().hex[:8]}",
+                "capacity": 1000,
+            },
+        }
+    }
+
+
+@pytest.fixture(params=["memory", "redis"])
+def layer(request, settings):
+    """Run a test once on the in-memory layer and once on the real Redis."""
+    if request.param == "redis":
+        require_service("Redis", "127.0.0.1", 6379)
+        settings.CHANNEL_LAYERS = redis_layer()
+    else:
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    return request.param
+
+
+def make_user(username: str, **extra):
+    return get_user_model().objects.create_user(username=username, password=f"{username}-pass-123", **extra)
+
+
+@pytest.fixture
+def alice(transactional_db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(transactional_db):
+    return make_user("bob")
+
+
+@pytest.fixture
+def carol(transactional_db):
+    return make_user("carol")
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies[django_settings.SESSION_COOKIE_NAME].value
+
+
+class Socket:
+    """A WebsocketCommunicator with the helpers the protocol tests need."""
+
+    def __init__(self, communicator: WebsocketCommunicator, user) -> None:
+        self.comm = communicator
+        self.user = user
+
+    async def send(self, frame: dict) -> None:
+        await self.comm.send_json_to(frame)
+
+    async def recv(self, timeout: float = 3) -> dict:
+        return await self.comm.receive_json_from(timeout=timeout)
+
+    async def expect(self, type_: str, timeout: float = 3, **fields) -> dict:
+        """The next frame, which must be of `type_` and carry `fields`."""
+        frame = await self.recv(timeout)
+        assert frame["Type"] == type_, frame
+        for key, value in fields.items():
+            assert frame.get(key) == value, (key, frame)
+        return frame
+
+    async def nothing(self, timeout: float = 0.15) -> bool:
+        return await self.comm.receive_nothing(timeout=timeout)
+
+    async def drain(self) -> list[dict]:
+        frames = []
+        while not await self.comm.receive_nothing(timeout=0.1):
+            frames.append(await self.recv())
+        return frames
+
+    async def close(self) -> None:
+        await self.comm.disconnect()
+
+
+@pytest.fixture
+async def connect():
+    """connect(user) -> Socket, connected and authenticated; all are closed at teardown."""
+    from chatsite.asgi import application
+
+    opened: list[Socket] = []
+
+    async def _connect(user, *, origin: bytes | None = ORIGIN, cookie: bool = True, expect_ok: bool = True):
+        headers = [(b"host", b"127.0.0.1:8000")]
+        if origin is not None:
+            headers.append((b"origin", origin))
+        if cookie and user is not None:
+            value = await database_sync_to_async(session_cookie)(user)
+            headers.append((b"cookie", f"{django_settings.SESSION_COOKIE_NAME}={value}".encode()))
+        comm = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+        connected, code = await comm.connect(timeout=5)
+        if not expect_ok:
+            return connected, code
+        assert connected, code
+        sock = Socket(comm, user)
+        opened.append(sock)
+        await sock.drain()  # its own Presence, when it is the user's first socket
+        return sock
+
+    yield _connect
+    for sock in opened:
+        try:
+            await sock.close()
+        except (Exception, asyncio.CancelledError):  # already closed, or the test failed mid-way
+            pass
+    await asyncio.sleep(0)
+
+
+async def settle(*sockets: Socket) -> None:
+    """Drop whatever each socket has received so far (presence of others connecting, ...)."""
+    await asyncio.sleep(0.05)
+    for sock in sockets:
+        await sock.drain()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: sync Playwright keeps an event loop running in the main thread."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
