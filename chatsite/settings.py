@@ -145,6 +145,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Serve static files straight from the apps and static/ as well, so a server started
+# without collectstatic (the tests, a quick `daphne`) still has its CSS and JavaScript.
+WHITENOISE_USE_FINDERS = True
 
 # Chat limits.
 CHAT_MAX_TEXT_LENGTH = envint("CHAT_MAX_TEXT_LENGTH", 10_000)

@@ -45,8 +45,7 @@ def group_create(*, owner: AbstractBaseUser, name: str, member_usernames: list[s
         with transaction.atomic():
             group = ChatGroup.objects.create(name=name, owner=owner)
             group.members.add(owner, *members)
-            for member in [owner, *members]:
-                events.publish(events.user_group(member.pk), subscribe=group.layer_group)
+            events.publish([events.user_group(m.pk) for m in (owner, *members)], subscribe=group.layer_group)
             _announce(group, event="Created", user=owner)
     except IntegrityError:
         raise ChatError("conflict", f"A group named '{name}' already exists.") from None

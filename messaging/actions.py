@@ -74,9 +74,7 @@ def _publish_message(message: Message) -> None:
     if message.group_id is not None:
         events.publish(message.group.layer_group, frame)
         return
-    events.publish(events.user_group(message.sender_id), frame)
-    if message.recipient_id != message.sender_id:
-        events.publish(events.user_group(message.recipient_id), frame)
+    events.publish([events.user_group(message.sender_id), events.user_group(message.recipient_id)], frame)
 
 
 def conversation_read(*, user: AbstractBaseUser, chat: str, to: str, message_id: int, skip_channel: str = "") -> int:
@@ -128,3 +126,9 @@ def connection_close(*, user: AbstractBaseUser, channel_name: str) -> None:
         deleted, _ = Connection.objects.filter(channel_name=channel_name).delete()
         if deleted and not Connection.objects.filter(user=user).exists():
             events.publish(events.EVERYONE, presence_frame(username=user.username, online=False))
+
+
+def presence_reset() -> int:
+    """Drop every connection row; only safe while no server process is running."""
+    deleted, _ = Connection.objects.all().delete()
+    return deleted

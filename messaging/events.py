@@ -13,6 +13,7 @@ layer group, ``skip`` one channel (the sender of a `Read`), or ``close`` the soc
 from __future__ import annotations
 
 from contextvars import ContextVar
+from collections.abc import Iterable
 from typing import Any, Callable, TypeVar
 
 from asgiref.sync import async_to_sync
@@ -32,16 +33,21 @@ def user_group(user_id: int) -> str:
     return f"chat.user.{user_id}"
 
 
-def publish(layer_group: str, frame: dict | None = None, **instructions: Any) -> None:
-    """Send `frame` to a layer group once the current transaction commits (at once outside one)."""
+def publish(layer_groups: str | Iterable[str], frame: dict | None = None, **instructions: Any) -> None:
+    """Send `frame` to layer groups once the current transaction commits (at once outside one).
+
+    The frame is encoded here, once, however many groups and sockets it reaches.
+    """
+    targets = [layer_groups] if isinstance(layer_groups, str) else list(dict.fromkeys(layer_groups))
     message = {"type": "chat.event", "text": encode(frame) if frame is not None else None, **instructions}
 
     def fire() -> None:
         pending = _collector.get()
-        if pending is not None:
-            pending.append((layer_group, message))
-        else:
-            async_to_sync(get_channel_layer().group_send)(layer_group, message)
+        for target in targets:
+            if pending is not None:
+                pending.append((target, message))
+            else:
+                async_to_sync(get_channel_layer().group_send)(target, message)
 
     transaction.on_commit(fire)
 

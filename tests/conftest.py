@@ -39,6 +39,14 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def database_service():
+    """On PostgreSQL (DATABASE_URL), the server must answer, or every test skips (fails in CI)."""
+    db = django_settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.sqlite3":
+        require_service(db["ENGINE"].rsplit(".", 1)[-1], db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432))
+
+
 @pytest.fixture(autouse=True)
 def fast_hasher(settings):
     """Hashing is tested on its own; elsewhere a fast hasher keeps the suite quick."""
@@ -171,3 +179,29 @@ async def settle(*sockets: Socket) -> None:
 def pytest_collection_modifyitems(config, items):
     """Browser tests last: sync Playwright keeps an event loop running in the main thread."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+def live_database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def daphne_server(transactional_db):
+    """A real Daphne process serving the chat on the test database."""
+    from tests.live import DaphneServer
+
+    server = DaphneServer(live_database_url()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings():
+    """Close connections after each use in tests, so no worker thread holds the test database
+    open when it is dropped (PostgreSQL refuses to drop a database in use)."""
+    django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0

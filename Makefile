@@ -1,0 +1,46 @@
+# The two commands of a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Daphne drops WebSocket messages over 1 MiB without a close frame; allow more so that an
+# oversized message gets a clear error instead of a dead socket.
+WS_MAX := 16777216
+
+.PHONY: run test test-python test-postgres setup browser-deps bench clean
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-test.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py clear_presence
+	$(PY) -m daphne -b $(HOST) -p $(PORT) \
+		--websocket-max-message-size $(WS_MAX) --websocket-max-frame-size $(WS_MAX) \
+		chatsite.asgi:application
+
+# Debian's Chromium for the browser tests (a Playwright browser download cannot work here).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing chromium with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q && \
+		$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium; }
+
+test: setup browser-deps
+	$(PY) -m pytest
+	$(MAKE) test-postgres
+
+# The action and protocol suites again on PostgreSQL (skipped without a server unless REQUIRE_SERVICES=1).
+test-postgres: setup
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test $(PY) -m pytest -q -p no:cacheprovider tests/test_ws_protocol.py tests/test_actions.py -k "not redis"
+
+clean:
+	rm -rf $(VENV) staticfiles db.sqlite3* test_db.sqlite3*

@@ -1,0 +1,87 @@
+"""Domain actions called directly, as the views and the admin call them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import transaction
+
+from chatsite.errors import ChatError
+from groups import actions as group_actions
+from groups.models import ChatGroup
+from messaging import actions, events
+from messaging.models import Message, ReadMarker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_message_send_publishes_one_serialized_frame_to_both_users(alice, bob):
+    (message, created), sent = events.collecting(
+        actions.message_send, sender=alice, chat="Private", to="bob", content="hi"
+    )
+    assert created
+    assert [target for target, _ in sent] == [events.user_group(alice.pk), events.user_group(bob.pk)]
+    first, second = (event for _, event in sent)
+    assert first is second, "one event, serialized once"
+    assert json.loads(first["text"])["Id"] == message.pk
+
+
+def test_nothing_is_published_when_the_transaction_rolls_back(alice, bob):
+    def send_then_fail():
+        with transaction.atomic():
+            actions.message_send(sender=alice, chat="Private", to="bob", content="lost")
+            raise RuntimeError("rollback")
+
+    with pytest.raises(RuntimeError):
+        events.collecting(send_then_fail)
+    assert not Message.objects.exists()
+    _, sent = events.collecting(lambda: None)
+    assert sent == []
+
+
+def test_events_wait_for_the_outer_commit(alice, bob):
+    with transaction.atomic():
+        _, sent = events.collecting(actions.message_send, sender=alice, chat="Private", to="bob", content="x")
+        assert sent == [], "published only once the outer transaction commits"
+
+
+def test_group_create_checks_every_member_exists(alice):
+    with pytest.raises(ChatError) as error:
+        group_actions.group_create(owner=alice, name="Team", member_usernames=["ghost"])
+    assert error.value.code == "not_found"
+    assert not ChatGroup.objects.exists()
+
+
+def test_group_join_does_not_count_old_messages_as_unread(alice, bob):
+    group = group_actions.group_create(owner=alice, name="Team", member_usernames=[])
+    last, _ = actions.message_send(sender=alice, chat="Group", to="Team", content="old news")
+    assert group_actions.group_join(user=bob, group=group) is True
+    assert group_actions.group_join(user=bob, group=group) is False
+    assert ReadMarker.objects.get(user=bob, group=group).last_read_id == last.pk
+
+
+def test_group_delete_by_staff_and_refusal_for_members(alice, bob):
+    group = group_actions.group_create(owner=alice, name="Team", member_usernames=["bob"])
+    with pytest.raises(ChatError) as error:
+        group_actions.group_delete(user=bob, group=group)
+    assert error.value.code == "forbidden"
+    bob.is_staff = True
+    group_actions.group_delete(user=bob, group=group)
+    assert not ChatGroup.objects.exists()
+
+
+def test_connection_open_and_close_announce_presence_once_per_user(alice):
+    _, sent = events.collecting(actions.connection_open, user=alice, channel_name="one")
+    assert len(sent) == 1 and json.loads(sent[0][1]["text"])["Online"] is True
+    _, sent = events.collecting(actions.connection_open, user=alice, channel_name="two")
+    assert sent == []
+    _, sent = events.collecting(actions.connection_close, user=alice, channel_name="one")
+    assert sent == []
+    _, sent = events.collecting(actions.connection_close, user=alice, channel_name="two")
+    assert json.loads(sent[0][1]["text"]) == {"Type": "Presence", "Username": "alice", "Online": False}
+
+
+def test_presence_reset_forgets_stale_connections(alice):
+    actions.connection_open(user=alice, channel_name="crashed")
+    assert actions.presence_reset() == 1

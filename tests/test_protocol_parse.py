@@ -1,0 +1,62 @@
+"""The wire format on its own: no database, no sockets."""
+
+import json
+
+import pytest
+
+from chatsite.errors import ChatError
+from messaging import protocol
+
+
+def parse(frame, username="alice"):
+    return protocol.parse(json.dumps(frame), username=username)
+
+
+def test_it_parses_every_client_message():
+    assert parse({"Type": "Connect", "Since": 3}) == protocol.Connect(since=3)
+    assert parse({"Type": "Send", "To": "bob", "Content": "hi", "Chat": "Private", "ClientId": "x"}) == protocol.Send(
+        chat="Private", to="bob", content="hi", is_image=False, client_id="x"
+    )
+    assert parse({"Type": "Join", "Chat": "Group", "To": " Café ", "Before": 9}) == protocol.Join(
+        chat="Group", to="Café", before=9
+    )
+    assert parse({"Type": "Create", "Name": "T", "List": ["bob", "bob"]}) == protocol.Create(name="T", members=("bob",))
+    assert parse({"Type": "Delete", "Name": "T"}) == protocol.Delete(name="T")
+    assert parse({"Type": "Leave", "Name": "T"}) == protocol.Leave(name="T")
+    assert parse({"Type": "Read", "Chat": "Private", "To": "bob", "Id": 4}) == protocol.Read(chat="Private", to="bob", id=4)
+
+
+def test_from_and_username_must_be_the_session_user():
+    for key in ("From", "Username"):
+        with pytest.raises(ChatError) as error:
+            parse({"Type": "Connect", key: "mallory"})
+        assert error.value.code == "forbidden"
+    assert parse({"Type": "Connect", "From": "alice"}) == protocol.Connect(since=None)
+
+
+@pytest.mark.parametrize("value", [True, 1.5, "1", -1])
+def test_ids_must_be_non_negative_integers(value):
+    with pytest.raises(ChatError):
+        parse({"Type": "Connect", "Since": value})
+
+
+def test_binary_frames_are_bad_requests():
+    with pytest.raises(ChatError) as error:
+        protocol.parse(None, username="alice")
+    assert error.value.code == "bad_request"
+
+
+def test_frames_are_encoded_compactly_as_utf8():
+    assert protocol.encode({"Content": "héllo 👋"}) == '{"Content":"héllo 👋"}'
+
+
+def test_time_is_iso_utc_with_milliseconds():
+    from datetime import datetime, timezone
+
+    assert protocol.format_time(datetime(2026, 11, 24, 18, 0, 0, 123456, tzinfo=timezone.utc)) == "2026-11-24T18:00:00.123Z"
+
+
+def test_frame_type_is_only_a_known_type():
+    assert protocol.frame_type('{"Type": "Send"}') == "Send"
+    assert protocol.frame_type('{"Type": "<script>"}') is None
+    assert protocol.frame_type("garbage") is None

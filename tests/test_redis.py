@@ -1,0 +1,55 @@
+"""What only the real Redis can show: idle sockets survive, and several processes share one chat."""
+
+import asyncio
+import json
+
+import pytest
+
+from tests.conftest import REDIS_URL, live_database_url, redis_layer, require_service, settle
+from tests.live import Browserish, DaphneServer
+from tests.test_live_daphne import next_of, open_socket
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+
+
+@pytest.fixture
+def redis(settings):
+    require_service("Redis", "127.0.0.1", 6379)
+    settings.CHANNEL_LAYERS = redis_layer()
+
+
+async def test_a_socket_idle_for_longer_than_redis_py_timeout_still_receives(redis, connect, alice, bob):
+    """redis-py 8's default 5 s socket timeout would kill the idle receive loop (channels_redis#422)."""
+    a, b = await connect(alice), await connect(bob)
+    await settle(a, b)
+    await asyncio.sleep(6.5)
+    await a.send({"Type": "Send", "To": "bob", "Content": "still there?", "Chat": "Private"})
+    await b.expect("Message", Content="still there?")
+    await a.expect("Message", Content="still there?")
+
+
+@pytest.fixture
+def two_servers(transactional_db):
+    require_service("Redis", "127.0.0.1", 6379)
+    env = {"REDIS_URL": REDIS_URL.rsplit("/", 1)[0] + "/3"}
+    servers = [DaphneServer(live_database_url(), extra_env=env).start() for _ in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+async def test_users_on_two_server_processes_chat_and_see_presence(two_servers):
+    one, two = two_servers
+    alice, bob = Browserish(one.url), Browserish(two.url)
+    await asyncio.to_thread(alice.register, "alice", "a-long-secret-1")
+    await asyncio.to_thread(bob.register, "bob", "b-long-secret-2")
+    async with await open_socket(one, alice) as a:
+        async with await open_socket(two, bob) as b:
+            assert (await next_of(a, "Presence", Username="bob"))["Online"] is True
+            await a.send(json.dumps({"Type": "Send", "To": "bob", "Content": "across", "Chat": "Private"}))
+            assert (await next_of(b, "Message"))["Content"] == "across"
+            # bob's second tab on the other process gets his messages too
+            async with await open_socket(one, bob) as b2:
+                await b.send(json.dumps({"Type": "Send", "To": "alice", "Content": "back", "Chat": "Private"}))
+                assert (await next_of(b2, "Message"))["Content"] == "back"
+        assert (await next_of(a, "Presence", Username="bob"))["Online"] is False
