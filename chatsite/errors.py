@@ -11,3 +11,5 @@ class ChatError(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.ref: str | None = None  # the refused frame's Type, when the parser knew it
+        self.client_id: str | None = None

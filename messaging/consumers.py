@@ -69,14 +69,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._publish(pending)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        ref = protocol.frame_type(text_data)
+        command = None
         try:
+            command = protocol.parse(text_data, username=self.user.username)
             if not self.bucket.take():
                 raise ChatError("rate_limited", "Too many frames; slow down and send again.")
-            command = protocol.parse(text_data, username=self.user.username)
             await self.HANDLERS[type(command)](self, command)
         except ChatError as error:
-            await self._send_frame(protocol.error_frame(error, ref=ref))
+            await self._send_frame(protocol.error_frame(error, command=command))
 
     # ---- client commands ----------------------------------------------------------
 

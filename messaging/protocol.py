@@ -162,15 +162,6 @@ PARSERS: dict[str, Callable[[dict], Command]] = {
 }
 
 
-def frame_type(text: str | None) -> str | None:
-    """Best effort: the `Type` of a frame, for the `Ref` of an error about it."""
-    try:
-        value = json.loads(text or "").get("Type")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) and value in PARSERS else None
-
-
 def parse(text: str | None, *, username: str) -> Command:
     """Decode one text frame into a command, or raise ChatError.
 
@@ -190,11 +181,19 @@ def parse(text: str | None, *, username: str) -> Command:
     kind = frame.get("Type")
     if not isinstance(kind, str) or kind not in PARSERS:
         raise _bad("Unknown or missing 'Type'.")
-    for key in ("From", "Username"):
-        claim = frame.get(key)
-        if claim is not None and claim != username:
-            raise ChatError("forbidden", f"'{key}' must be your own username.")
-    return PARSERS[kind](frame)
+    try:
+        for key in ("From", "Username"):
+            claim = frame.get(key)
+            if claim is not None and claim != username:
+                raise ChatError("forbidden", f"'{key}' must be your own username.")
+        return PARSERS[kind](frame)
+    except ChatError as error:
+        # Let the client match the refusal to what it sent.
+        error.ref = kind
+        client_id = frame.get("ClientId")
+        if isinstance(client_id, str) and 0 < len(client_id) <= MAX_CLIENT_ID:
+            error.client_id = client_id
+        raise
 
 
 # ---- server frames ---------------------------------------------------------------
@@ -247,8 +246,17 @@ def read_frame(*, chat: str, to: str, id: int) -> dict:
     return {"Type": "Read", "Chat": chat, "To": to, "Id": id}
 
 
-def error_frame(error: ChatError, *, ref: str | None) -> dict:
+COMMAND_TYPES = {Connect: "Connect", Send: "Send", Join: "Join", Create: "Create", Delete: "Delete",
+                 Leave: "Leave", Read: "Read"}
+
+
+def error_frame(error: ChatError, *, command: Command | None = None) -> dict:
+    """`Error`, with `Ref` (the refused frame's `Type`) and its `ClientId` when known."""
     frame = {"Type": "Error", "Code": error.code, "Detail": error.detail}
+    ref = COMMAND_TYPES.get(type(command)) or getattr(error, "ref", None)
+    client_id = getattr(command, "client_id", None) or getattr(error, "client_id", None)
     if ref:
         frame["Ref"] = ref
+    if client_id:
+        frame["ClientId"] = client_id
     return frame

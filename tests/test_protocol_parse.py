@@ -56,7 +56,15 @@ def test_time_is_iso_utc_with_milliseconds():
     assert protocol.format_time(datetime(2026, 11, 24, 18, 0, 0, 123456, tzinfo=timezone.utc)) == "2026-11-24T18:00:00.123Z"
 
 
-def test_frame_type_is_only_a_known_type():
-    assert protocol.frame_type('{"Type": "Send"}') == "Send"
-    assert protocol.frame_type('{"Type": "<script>"}') is None
-    assert protocol.frame_type("garbage") is None
+def test_errors_name_the_refused_type_and_client_id():
+    with pytest.raises(ChatError) as error:
+        parse({"Type": "Send", "To": "bob", "Content": 5, "Chat": "Private", "ClientId": "c9"})
+    frame = protocol.error_frame(error.value)
+    assert frame == {"Type": "Error", "Code": "bad_request", "Detail": "'Content' must be a string.",
+                     "Ref": "Send", "ClientId": "c9"}
+
+
+def test_errors_of_unknown_types_have_no_ref():
+    with pytest.raises(ChatError) as error:
+        parse({"Type": "<script>"})
+    assert "Ref" not in protocol.error_frame(error.value)

@@ -131,8 +131,8 @@ async def test_from_claiming_someone_else_is_forbidden_and_nothing_is_stored(con
 
 async def test_send_to_unknown_user_is_not_found(connect, alice):
     a = await connect(alice)
-    await a.send(send("nobody", "hello?"))
-    await a.expect("Error", Code="not_found", Ref="Send")
+    await a.send(send("nobody", "hello?", ClientId="k1"))
+    await a.expect("Error", Code="not_found", Ref="Send", ClientId="k1")
     assert await count_messages() == 0
 
 
