@@ -69,14 +69,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._publish(pending)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        allowed = self.bucket.take()  # every frame counts, refused ones too
         command = None
         try:
             command = protocol.parse(text_data, username=self.user.username)
-            if not self.bucket.take():
-                raise ChatError("rate_limited", "Too many frames; slow down and send again.")
-            await self.HANDLERS[type(command)](self, command)
+            if allowed:
+                await self.HANDLERS[type(command)](self, command)
+                return
         except ChatError as error:
-            await self._send_frame(protocol.error_frame(error, command=command))
+            if allowed:
+                await self._send_frame(protocol.error_frame(error, command=command))
+                return
+        limited = ChatError("rate_limited", "Too many frames; slow down and send again.")
+        await self._send_frame(protocol.error_frame(limited, command=command))
 
     # ---- client commands ----------------------------------------------------------
 

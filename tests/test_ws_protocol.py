@@ -427,3 +427,13 @@ async def test_flooding_is_rate_limited(connect, alice, bob, settings):
     frames = [await a.recv() for _ in range(8)]
     assert [f["Type"] for f in frames].count("State") == 5
     assert [f.get("Code") for f in frames].count("rate_limited") == 3
+
+
+async def test_refused_frames_count_against_the_rate_limit_too(connect, alice, settings):
+    settings.CHAT_RATE_BURST = 5
+    settings.CHAT_RATE_PER_SECOND = 1
+    a = await connect(alice)
+    for _ in range(8):
+        await a.comm.send_to(text_data="not json")
+    codes = [(await a.recv())["Code"] for _ in range(8)]
+    assert codes.count("rate_limited") == 3
