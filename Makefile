@@ -26,13 +26,15 @@ run: setup
 		--websocket-max-message-size $(WS_MAX) --websocket-max-frame-size $(WS_MAX) \
 		chatsite.asgi:application
 
-# Debian's Chromium for the browser tests (a Playwright browser download cannot work here).
+# Debian's Chromium (a Playwright browser download cannot work here) and a colour emoji font
+# for the browser tests.
 browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "Installing chromium with apt-get"; \
+	@if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1; then \
+		echo "Installing chromium and fonts-noto-color-emoji with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q && \
-		$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium; }
+		$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium fonts-noto-color-emoji; \
+	fi
 
 test: setup browser-deps
 	$(PY) -m pytest

@@ -230,8 +230,8 @@ def history_frame(*, chat: str, to: str, messages: list[dict], has_more: bool) -
     return {"Type": "History", "Chat": chat, "To": to, "Messages": messages, "HasMore": has_more}
 
 
-def state_frame(*, user: str, users: list[dict], groups: list[dict]) -> dict:
-    return {"Type": "State", "User": user, "Users": users, "Groups": groups}
+def state_frame(*, user: str, users: list[dict], groups: list[dict], last_id: int) -> dict:
+    return {"Type": "State", "User": user, "Users": users, "Groups": groups, "LastId": last_id}
 
 
 def presence_frame(*, username: str, online: bool) -> dict:

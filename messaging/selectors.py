@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from chatsite.errors import ChatError
@@ -125,7 +125,9 @@ def groups_list() -> list[dict]:
 
 
 def state(*, user: AbstractBaseUser) -> dict:
-    """The `State` frame: every user with presence, every group, and this user's unread counts."""
+    """The `State` frame: every user with presence, every group, this user's unread counts, and
+    `LastId`, the newest message they may read, which those counts already include."""
+    last_id = readable_messages(user=user).aggregate(last=Max("id"))["last"] or 0
     unread_private = _unread_private(user)
     unread_groups = _unread_groups(user)
     users = [
@@ -135,4 +137,4 @@ def state(*, user: AbstractBaseUser) -> dict:
     groups = [
         {**group_summary(group), "Unread": unread_groups.get(group.pk, 0)} for group in groups_with_members()
     ]
-    return state_frame(user=user.username, users=users, groups=groups)
+    return state_frame(user=user.username, users=users, groups=groups, last_id=last_id)

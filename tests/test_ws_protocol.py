@@ -67,7 +67,7 @@ async def test_connect_answers_state(connect, alice, bob, carol):
     await make_group("Café ☕", alice, bob)
     a = await connect(alice)
     await a.send({"Type": "Connect", "Id": "tab1", "Username": "alice"})
-    state = await a.expect("State", User="alice")
+    state = await a.expect("State", User="alice", LastId=0)
     users = {u["Username"]: u for u in state["Users"]}
     assert users["alice"] == {"Username": "alice", "Online": True, "Unread": 0}
     assert users["bob"]["Online"] is False
@@ -324,7 +324,8 @@ async def test_connect_since_replays_every_readable_message_after_it(connect, al
     await database_sync_to_async(Message.objects.create)(sender=alice, recipient=bob, text="mine")
     a = await connect(alice)
     await a.send({"Type": "Connect", "Since": first[0]})
-    await a.expect("State")
+    state = await a.expect("State")
+    assert state["LastId"] == await database_sync_to_async(lambda: Message.objects.get(text="mine").pk)()
     replayed = [await a.expect("Message"), await a.expect("Message")]
     assert [m["Content"] for m in replayed] == ["group news", "mine"]
     assert await a.nothing()

@@ -1,0 +1,21 @@
+// Client frames of the chat protocol (docs/protocol.md). The server takes identity from the
+// session, so frames never need a `From`.
+
+export const PRIVATE = "Private";
+export const GROUP = "Group";
+
+export const connect = (since) => (since ? { Type: "Connect", Since: since } : { Type: "Connect" });
+export const send = (chat, to, content, clientId) =>
+  ({ Type: "Send", Chat: chat, To: to, Content: content, is_image: 0, ClientId: clientId });
+export const join = (chat, to, before) =>
+  (before ? { Type: "Join", Chat: chat, To: to, Before: before } : { Type: "Join", Chat: chat, To: to });
+export const create = (name, members) => ({ Type: "Create", Name: name, List: members });
+export const remove = (name) => ({ Type: "Delete", Name: name });
+export const leave = (name) => ({ Type: "Leave", Name: name });
+export const read = (chat, to, id) => ({ Type: "Read", Chat: chat, To: to, Id: id });
+
+export function newClientId() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  // crypto.randomUUID needs a secure context; plain http on a LAN address has none.
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+}

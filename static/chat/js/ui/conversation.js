@@ -1,0 +1,90 @@
+// The open conversation: header, messages with day separators, scrolling and "load older".
+import { GROUP } from "../protocol.js";
+import { avatar, dayKey, dayLabel, el, formatTime } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+const NEAR_BOTTOM = 80;
+
+export function isAtBottom() {
+  const box = $("messages");
+  return box.scrollHeight - box.scrollTop - box.clientHeight < NEAR_BOTTOM;
+}
+
+export function scrollToBottom() {
+  const box = $("messages");
+  box.scrollTop = box.scrollHeight;
+  $("jump").hidden = true;
+}
+
+export function showJump() { $("jump").hidden = false; }
+
+export function renderHeader(store, conv) {
+  const show = Boolean(conv);
+  $("placeholder").hidden = show;
+  for (const id of ["conv-head", "messages", "composer"]) $(id).hidden = !show;
+  if (!conv) { $("jump").hidden = true; return; }
+  $("conv-name").textContent = conv.name;
+  const leave = $("leave-group");
+  const del = $("delete-group");
+  if (conv.chat === GROUP) {
+    const group = store.groups.get(conv.name);
+    const members = group?.members ?? [];
+    $("conv-sub").textContent = `${members.length} member${members.length === 1 ? "" : "s"}: ${members.join(", ")}`;
+    leave.hidden = !group || group.owner === store.me || !members.includes(store.me);
+    del.hidden = !group || group.owner !== store.me;
+  } else {
+    const user = store.users.get(conv.name);
+    $("conv-sub").textContent = user?.online ? "online" : "offline";
+    leave.hidden = true;
+    del.hidden = true;
+  }
+}
+
+function messageNode(store, m, conv) {
+  const mine = m.From === store.me;
+  const row = el("div", `msg ${mine ? "mine" : "theirs"}${m.pending ? " pending" : ""}${m.failed ? " failed" : ""}`);
+  if (m.Id) row.dataset.id = m.Id;
+  if (m.ClientId) row.dataset.clientId = m.ClientId;
+  if (!mine) row.append(avatar(m.From));
+  const bubble = el("div", "bubble");
+  const meta = el("div", "meta");
+  if (!mine || conv.chat === GROUP) meta.append(el("span", "from", mine ? "You" : m.From));
+  const time = el("time", "time", formatTime(m.Time));
+  time.dateTime = m.Time;
+  time.title = new Date(m.Time).toLocaleString();
+  meta.append(time);
+  if (m.pending) meta.append(el("span", "state", m.failed ? `Not sent: ${m.failed}` : "Sending…"));
+  bubble.append(meta, el("div", "text", m.Content));
+  row.append(bubble);
+  return row;
+}
+
+export function renderMessages(store, conv) {
+  const box = $("messages");
+  const nodes = [];
+  if (conv.hasMore) nodes.push(el("div", "older", conv.loading ? "Loading older messages…" : "Scroll up for older messages"));
+  else if (conv.loaded) nodes.push(el("div", "older start", "This is the beginning of the conversation."));
+  let lastDay = null;
+  for (const m of conv.messages) {
+    const day = dayKey(m.Time);
+    if (day !== lastDay) {
+      const sep = el("div", "day", dayLabel(m.Time));
+      sep.setAttribute("role", "separator");
+      nodes.push(sep);
+      lastDay = day;
+    }
+    nodes.push(messageNode(store, m, conv));
+  }
+  if (conv.loaded && !conv.messages.length) nodes.push(el("div", "none", "No messages yet. Say hello! 👋"));
+  box.replaceChildren(...nodes);
+}
+
+// Re-render, keeping what the reader was looking at in place (older messages arrive above).
+export function rerenderKeepingPosition(store, conv) {
+  const box = $("messages");
+  const stick = isAtBottom();
+  const fromBottom = box.scrollHeight - box.scrollTop;
+  renderMessages(store, conv);
+  if (stick) scrollToBottom();
+  else box.scrollTop = box.scrollHeight - fromBottom;
+}

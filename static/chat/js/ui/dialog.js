@@ -1,0 +1,44 @@
+// The "new group" dialog: a name and members picked from the users.
+import { el } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+
+export function setupGroupDialog(store, { onCreate }) {
+  const dialog = $("group-dialog");
+  const renderChoices = () => {
+    const needle = $("member-filter").value.trim().toLocaleLowerCase();
+    const checked = new Set([...dialog.querySelectorAll("input[name=member]:checked")].map((i) => i.value));
+    const users = [...store.users.values()].map((u) => u.username).filter((n) => n !== store.me).sort();
+    $("member-choices").replaceChildren(...users.filter((n) => !needle || n.toLocaleLowerCase().includes(needle)).map((name) => {
+      const li = el("li");
+      const label = el("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.name = "member";
+      box.value = name;
+      box.checked = checked.has(name);
+      label.append(box, el("span", "", name));
+      li.append(label);
+      return li;
+    }));
+  };
+  $("new-group").addEventListener("click", () => {
+    $("group-name").value = "";
+    $("member-filter").value = "";
+    $("group-error").textContent = "";
+    $("member-choices").replaceChildren();
+    renderChoices();
+    dialog.showModal();
+    $("group-name").focus();
+  });
+  $("member-filter").addEventListener("input", renderChoices);
+  $("group-cancel").addEventListener("click", () => dialog.close());
+  $("group-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = $("group-name").value.trim();
+    if (!name) { $("group-error").textContent = "Give the group a name."; return; }
+    const members = [...dialog.querySelectorAll("input[name=member]:checked")].map((i) => i.value);
+    onCreate(name, members);
+    dialog.close();
+  });
+}

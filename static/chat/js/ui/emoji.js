@@ -1,0 +1,44 @@
+// The emoji picker: plain UTF-8 emoji inserted at the cursor.
+
+export const EMOJI = [
+  "😀", "😃", "😄", "😁", "😆", "😅", "😂", "🤣", "😊", "😇", "🙂", "🙃", "😉", "😍", "🥰", "😘",
+  "😋", "😛", "😜", "🤪", "🤓", "😎", "🥳", "🤩", "😏", "😒", "😞", "😔", "😟", "😕", "🙁", "😣",
+  "😢", "😭", "😤", "😠", "😡", "🤯", "😳", "🥺", "😱", "😨", "🤔", "🤫", "🤭", "🙄", "😴", "🤤",
+  "👍", "👎", "👌", "✌️", "🤞", "👏", "🙌", "🙏", "💪", "👋", "🤝", "✍️", "👀", "🧠", "❤️", "🧡",
+  "💛", "💚", "💙", "💜", "🖤", "💔", "💯", "✨", "🔥", "🎉", "🎊", "🎂", "🎁", "☕", "🍕", "🍔",
+  "🍺", "⚽", "🏀", "🎮", "🎵", "📚", "✏️", "💻", "📎", "✅", "❌", "❓", "❗", "⭐", "🌈", "☀️",
+  "🌙", "🚀", "🐶", "🐱", "🦄", "🌸", "🍀", "🌍",
+];
+
+export function insertAtCursor(textarea, text) {
+  const start = textarea.selectionStart ?? textarea.value.length;
+  const end = textarea.selectionEnd ?? start;
+  textarea.setRangeText(text, start, end, "end");
+  textarea.dispatchEvent(new Event("input", { bubbles: true }));
+  textarea.focus();
+}
+
+export function setupEmojiPicker({ toggle, panel, textarea }) {
+  for (const emoji of EMOJI) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "emoji";
+    button.textContent = emoji;
+    button.setAttribute("role", "option");
+    button.setAttribute("aria-label", `Insert ${emoji}`);
+    button.addEventListener("click", () => insertAtCursor(textarea, emoji));
+    panel.append(button);
+  }
+  const setOpen = (open) => {
+    panel.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    if (open) panel.querySelector("button")?.focus();
+  };
+  toggle.addEventListener("click", () => setOpen(panel.hidden));
+  panel.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") { setOpen(false); toggle.focus(); }
+  });
+  document.addEventListener("click", (event) => {
+    if (!panel.hidden && !panel.contains(event.target) && event.target !== toggle) setOpen(false);
+  });
+}
