@@ -8,7 +8,7 @@ PORT ?= 8000
 # oversized message gets a clear error instead of a dead socket.
 WS_MAX := 16777216
 
-.PHONY: run test test-python test-postgres setup browser-deps bench clean
+.PHONY: run test test-postgres screenshots setup browser-deps clean
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,13 @@ browser-deps:
 	fi
 
 test: setup browser-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not browser"
 	$(MAKE) test-postgres
+	$(PY) -m pytest -m browser -p no:warnings
+
+# Fresh screenshots of the main screens for the README (desktop and phone width).
+screenshots: setup browser-deps
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q -m browser -p no:warnings
 
 # The action and protocol suites again on PostgreSQL (skipped without a server unless REQUIRE_SERVICES=1).
 test-postgres: setup

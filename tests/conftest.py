@@ -205,3 +205,13 @@ def django_db_modify_db_settings():
     """Close connections after each use in tests, so no worker thread holds the test database
     open when it is dropped (PostgreSQL refuses to drop a database in use)."""
     django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's Chromium: Playwright cannot download its own browser here."""
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": BROWSER_ARGS}

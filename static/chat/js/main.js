@@ -136,9 +136,11 @@ function setBanner(status) {
     banner.hidden = true;
     document.body.classList.remove("offline");
     if (status.reconnected) toast("Reconnected.", "info", 2500);
+    app.refreshHeader();
     return;
   }
   document.body.classList.add("offline");
+  app.refreshHeader();
   banner.hidden = false;
   const seconds = Math.max(1, Math.round(status.retryIn / 1000));
   banner.replaceChildren(`Connection lost. Reconnecting in ${seconds} s… Messages you send will go out then. `);

@@ -34,7 +34,8 @@ export function renderHeader(store, conv) {
     del.hidden = !group || group.owner !== store.me;
   } else {
     const user = store.users.get(conv.name);
-    $("conv-sub").textContent = user?.online ? "online" : "offline";
+    const connected = !document.body.classList.contains("offline");
+    $("conv-sub").textContent = !connected ? "connecting…" : user?.online ? "online" : "offline";
     leave.hidden = true;
     del.hidden = true;
   }

@@ -1,0 +1,235 @@
+"""End to end: real people in headless Chromium against a live Daphne.
+
+Run in their own pytest invocation (`make test` does): sync Playwright keeps an event loop
+running in the main thread, which Django's async-safety check would otherwise trip over.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # only the DB flush after each test
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PASSWORD = "a-long-secret-1"
+SHOTS = Path(os.environ.get("SCREENSHOTS_DIR", Path(__file__).parent.parent / "test-results" / "screenshots"))
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 780}
+
+
+@pytest.fixture
+def person(browser, daphne_server):
+    """person(name) -> a page of a new browser, registered and on the chat page."""
+    pages = []
+
+    def _person(name: str, viewport=DESKTOP) -> Page:
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        page.on("pageerror", lambda error: pytest.fail(f"{name}: JavaScript error: {error}"))
+        page.goto(daphne_server.url + "/accounts/register/")
+        page.fill("#id_username", name)
+        page.fill("#id_password1", PASSWORD)
+        page.fill("#id_password2", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(daphne_server.url + "/")
+        expect(page.locator("#my-name")).to_have_text(name)
+        pages.append(page)
+        return page
+
+    yield _person
+    for page in pages:
+        page.context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def conv(page: Page, name: str):
+    return page.locator(f'li[data-name="{name}"] button')
+
+
+def badge(page: Page, name: str):
+    return page.locator(f'li[data-name="{name}"] .badge')
+
+
+def say(page: Page, text: str) -> None:
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+
+
+def texts(page: Page):
+    return page.locator("#messages .msg .text")
+
+
+def test_register_page_shows_clear_errors(page, daphne_server):
+    page.goto(daphne_server.url + "/accounts/register/")
+    page.fill("#id_username", "dave")
+    page.fill("#id_password1", "12345")
+    page.fill("#id_password2", "12345")
+    page.click("button[type=submit]")
+    expect(page.locator(".field .error").first).to_contain_text("too short")
+    shot(page, "register-errors")
+
+
+def test_people_chat_privately_and_in_a_group(person, daphne_server):
+    alice = person("alice")
+    bob = person("bob")
+    expect(alice.locator('li[data-name="bob"] .dot.online')).to_be_visible()
+    expect(bob.locator('li[data-name="alice"] .dot.online')).to_be_visible()
+
+    # A private chat; markup in a message is shown as text.
+    conv(alice, "bob").click()
+    say(alice, "Hi Bob <img src=x onerror=alert(1)>")
+    expect(badge(bob, "alice")).to_have_text("1")
+    conv(bob, "alice").click()
+    expect(texts(bob).last).to_have_text("Hi Bob <img src=x onerror=alert(1)>")
+    assert bob.locator("#messages img").count() == 0
+    expect(badge(bob, "alice")).to_have_count(0)
+
+    # Emoji from the picker, at the cursor; Shift+Enter makes a new line.
+    bob.fill("#input", "party time")
+    bob.press("#input", "Home")
+    bob.click("#emoji-toggle")
+    bob.click('button[aria-label="Insert 🎉"]')
+    bob.press("#input", "Shift+Enter")
+    bob.press("#input", "Enter")
+    expect(texts(alice).last).to_have_text("🎉\nparty time")  # inserted at the cursor, then a new line
+    expect(alice.locator("#messages .msg.theirs").last).to_contain_text("bob")
+
+    # A group with a third person.
+    carol = person("carol")
+    alice.click("#new-group")
+    alice.fill("#group-name", "Team 🚀")
+    alice.check('#member-choices input[value="bob"]')
+    alice.check('#member-choices input[value="carol"]')
+    shot(alice, "new-group-dialog")
+    alice.click("#group-create")
+    expect(alice.locator("#conv-name")).to_have_text("Team 🚀")
+    expect(conv(carol, "Team 🚀")).to_be_visible()
+    say(alice, "Hello team 👋")
+
+    # Unread badges, cleared in bob's second tab when he reads in the first.
+    bob2 = bob.context.new_page()
+    bob2.goto(daphne_server.url + "/")
+    expect(badge(bob2, "Team 🚀")).to_have_text("1")
+    conv(bob, "alice").click()
+    expect(badge(bob, "Team 🚀")).to_have_text("1")
+    shot(bob, "desktop-unread")
+    conv(bob, "Team 🚀").click()
+    expect(texts(bob).last).to_have_text("Hello team 👋")
+    expect(badge(bob2, "Team 🚀")).to_have_count(0)
+    bob2.close()
+
+    conv(carol, "Team 🚀").click()
+    expect(texts(carol).last).to_have_text("Hello team 👋")
+    say(carol, "Hi all 😀")
+    expect(texts(alice).last).to_have_text("Hi all 😀")
+    say(bob, "Great to be here ❤️")
+    expect(texts(alice).last).to_have_text("Great to be here ❤️")
+    shot(alice, "desktop-group")
+
+    # An error from the server becomes a readable notice.
+    carol.click("#new-group")
+    carol.fill("#group-name", "Team 🚀")
+    carol.click("#group-create")
+    expect(carol.locator(".toast").last).to_contain_text("already exists")
+
+    # The owner deletes the group, after a confirmation.
+    expect(carol.locator("#delete-group")).to_be_hidden()
+    alice.once("dialog", lambda dialog: dialog.accept())
+    alice.click("#delete-group")
+    expect(conv(carol, "Team 🚀")).to_have_count(0)
+    expect(carol.locator(".toast").last).to_contain_text("deleted")
+    expect(alice.locator("#placeholder")).to_be_visible()
+
+
+def test_phone_layout_collapses_the_sidebar(person):
+    alice = person("alice", viewport=PHONE)
+    bob = person("bob")
+    conv(bob, "alice").click()
+    say(bob, "Hi from the desktop 💻")
+    expect(badge(alice, "bob")).to_have_text("1")
+    shot(alice, "phone-list")
+    conv(alice, "bob").click()
+    expect(alice.locator(".sidebar")).to_be_hidden()
+    expect(texts(alice).last).to_have_text("Hi from the desktop 💻")
+    say(alice, "Hi from my phone 📱")
+    shot(alice, "phone-conversation")
+    alice.click("#back")
+    expect(alice.locator(".sidebar")).to_be_visible()
+
+
+def test_reconnect_after_restart_loses_and_duplicates_nothing(person, daphne_server):
+    alice = person("alice")
+    bob = person("bob")
+    conv(alice, "bob").click()
+    conv(bob, "alice").click()
+    say(alice, "before the restart")
+    expect(texts(bob).last).to_have_text("before the restart")
+
+    daphne_server.stop()
+    expect(alice.locator("#banner")).to_be_visible()
+    expect(bob.locator("#banner")).to_be_visible()
+    # bob writes while offline: shown as pending, sent on reconnect
+    say(bob, "sent during the outage")
+    expect(bob.locator("#messages .msg.pending")).to_have_count(1)
+    shot(bob, "desktop-offline")
+    alice.context.set_offline(True)  # alice stays away while bob's message is stored
+
+    daphne_server.start()
+    bob.click("#banner button")
+    expect(bob.locator("#banner")).to_be_hidden(timeout=15_000)
+    expect(bob.locator("#messages .msg.pending")).to_have_count(0)
+    alice.context.set_offline(False)
+    alice.click("#banner button")
+    expect(alice.locator("#banner")).to_be_hidden(timeout=15_000)
+    expect(texts(alice).filter(has_text="sent during the outage")).to_have_count(1)
+    expect(texts(bob).filter(has_text="sent during the outage")).to_have_count(1)
+
+
+def test_scrolling_up_loads_older_messages_with_day_separators(person):
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from messaging.models import Message
+
+    alice = person("alice")
+    person("bob").context.close()
+    users = get_user_model().objects.in_bulk(["alice", "bob"], field_name="username")
+    Message.objects.bulk_create(
+        Message(sender=users["bob"], recipient=users["alice"], text=f"old message {i}") for i in range(120)
+    )
+    Message.objects.filter(text__in=[f"old message {i}" for i in range(60)]).update(
+        created=timezone.now() - timedelta(days=3)
+    )
+    conv(alice, "bob").click()
+    expect(texts(alice).last).to_have_text("old message 119")
+    expect(texts(alice)).to_have_count(50)
+    for expected in (100, 120):
+        alice.locator("#messages").evaluate("box => { box.scrollTop = 0; box.dispatchEvent(new Event('scroll')); }")
+        expect(texts(alice)).to_have_count(expected)
+    expect(texts(alice).first).to_have_text("old message 0")
+    expect(alice.locator("#messages .older.start")).to_be_visible()
+    expect(alice.locator("#messages .day")).to_have_count(2)
+
+
+def test_sound_and_title_call_attention_and_mute_is_remembered(person, daphne_server):
+    alice = person("alice")
+    bob = person("bob")
+    conv(bob, "alice").click()
+    say(bob, "ping 1")
+    expect(badge(alice, "bob")).to_have_text("1")
+    assert alice.evaluate("window.__chatPings") == 1
+    expect(alice).to_have_title("💬 bob")
+    alice.click("#mute")
+    expect(alice.locator("#mute")).to_have_attribute("aria-pressed", "true")
+    alice.reload()
+    expect(alice.locator("#mute")).to_have_attribute("aria-pressed", "true")
+    expect(badge(alice, "bob")).to_have_text("1")  # from the server's Unread
+    expect(alice).to_have_title("(1) Chat")
