@@ -154,6 +154,10 @@ CHAT_MAX_TEXT_LENGTH = envint("CHAT_MAX_TEXT_LENGTH", 10_000)
 CHAT_HISTORY_PAGE = 50
 CHAT_RATE_PER_SECOND = envint("CHAT_RATE_PER_SECOND", 20)
 CHAT_RATE_BURST = envint("CHAT_RATE_BURST", 40)
+CHAT_IMAGE_MAX_BYTES = envint("CHAT_IMAGE_MAX_BYTES", 5_000_000)
+# A decoded RGBA pixel takes 4 bytes: 40 MP is 160 MB, and anything above is refused from the
+# header alone. Pillow's own bomb check uses the same limit.
+CHAT_IMAGE_MAX_PIXELS = envint("CHAT_IMAGE_MAX_PIXELS", 40_000_000)
 
 LOGGING = {
     "version": 1,

@@ -8,5 +8,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("api/users/", messaging_views.api_users, name="api-users"),
     path("api/groups/", messaging_views.api_groups, name="api-groups"),
+    path("images/<int:message_id>/", messaging_views.image, name="image"),
+    path("images/<int:message_id>/thumb/", messaging_views.image, {"thumbnail": True}, name="image-thumbnail"),
     path("admin/", admin.site.urls),
 ]

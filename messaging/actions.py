@@ -16,7 +16,8 @@ from chatsite.errors import ChatError
 from groups.models import ChatGroup, layer_group_for
 from groups.selectors import group_require_member
 from messaging import events
-from messaging.models import Connection, Message, ReadMarker
+from messaging.images import ProcessedImage, decode_data_url, process_image
+from messaging.models import Connection, Image, Message, ReadMarker
 from messaging.protocol import GROUP, PRIVATE, presence_frame, read_frame
 from messaging.selectors import conversation, message_to_frame, user_get
 
@@ -41,18 +42,21 @@ def message_send(
         existing = _find_by_client_id(sender, client_id)
         if existing is not None:
             return existing, False
-    if is_image:
-        raise ChatError("bad_request", "Images are not supported yet.")
-    text = _validate_text(content)
     if chat == PRIVATE:
         recipient, group = user_get(username=to), None
     else:
         recipient, group = None, group_require_member(user=sender, name=to)
+    # Access is checked before the (costly) image is decoded; nothing is stored unless both pass.
+    picture = process_image(decode_data_url(content)) if is_image else None
+    text = "" if is_image else _validate_text(content)
     try:
         with transaction.atomic():
             message = Message.objects.create(
-                sender=sender, recipient=recipient, group=group, text=text, client_id=client_id or None
+                sender=sender, recipient=recipient, group=group, text=text, is_image=is_image,
+                client_id=client_id or None,
             )
+            if picture is not None:
+                image_store(message=message, picture=picture)
             _publish_message(message)
     except IntegrityError:
         # The same ClientId raced in from another tab: the first one won.
@@ -61,6 +65,13 @@ def message_send(
             raise
         return existing, False
     return message, True
+
+
+def image_store(*, message: Message, picture: ProcessedImage) -> Image:
+    return Image.objects.create(
+        message=message, data=picture.data, content_type=picture.content_type, width=picture.width,
+        height=picture.height, thumbnail=picture.thumbnail, thumbnail_type=picture.thumbnail_type,
+    )
 
 
 def _find_by_client_id(sender: AbstractBaseUser, client_id: str) -> Message | None:

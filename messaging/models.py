@@ -64,3 +64,22 @@ class Connection(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections")
     channel_name = models.CharField(max_length=200, unique=True)
     opened = models.DateTimeField(auto_now_add=True)
+
+
+class Image(models.Model):
+    """The picture of an image message, kept apart so that listing messages never loads its bytes.
+
+    Stored re-encoded (no EXIF or other metadata), with a small WebP thumbnail for the chat view.
+    Its primary key is the message's, so `/images/<message id>/` needs no extra lookup.
+    """
+
+    message = models.OneToOneField(Message, primary_key=True, on_delete=models.CASCADE, related_name="image")
+    data = models.BinaryField()
+    content_type = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    thumbnail = models.BinaryField()
+    thumbnail_type = models.CharField(max_length=32, default="image/webp")
+
+    def __str__(self) -> str:
+        return f"image of message {self.message_id} ({self.width}×{self.height}, {self.content_type})"

@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 from chatsite.errors import ChatError
 from groups.models import ChatGroup
 from groups.selectors import group_require_member, group_summary, groups_with_members
-from messaging.models import Connection, Message, ReadMarker
+from messaging.models import Connection, Image, Message, ReadMarker
 from messaging.protocol import GROUP, PRIVATE, history_frame, message_frame, state_frame
 
 
@@ -30,11 +30,25 @@ def message_to_frame(message: Message) -> dict:
         sender=message.sender.username,
         to=message.recipient.username if private else message.group.name,
         chat=PRIVATE if private else GROUP,
-        content=message.text,
+        content=image_path(message.pk) if message.is_image else message.text,
         is_image=message.is_image,
         time=message.created,
         client_id=message.client_id,
     )
+
+
+def image_path(message_id: int) -> str:
+    return f"/images/{message_id}/"
+
+
+def image_for_viewer(*, user: AbstractBaseUser, message_id: int, thumbnail: bool) -> tuple[bytes, str] | None:
+    """The bytes and type of an image the user may see (a member of its conversation, or staff)."""
+    messages = Message.objects.all() if user.is_staff else readable_messages(user=user)
+    if not messages.filter(pk=message_id, is_image=True).exists():
+        return None
+    fields = ("thumbnail", "thumbnail_type") if thumbnail else ("data", "content_type")
+    row = Image.objects.filter(pk=message_id).values_list(*fields).first()
+    return (bytes(row[0]), row[1]) if row else None
 
 
 def _with_names(queryset: QuerySet[Message]) -> QuerySet[Message]:

@@ -1,7 +1,8 @@
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -22,7 +23,30 @@ def api_login_required(view):
 
 @login_required
 def chat(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/index.html", {"chat_config": {"User": request.user.username, "Socket": "/ws/chat/"}})
+    config = {"User": request.user.username, "Socket": "/ws/chat/", "ImageMaxBytes": settings.CHAT_IMAGE_MAX_BYTES,
+              "TextMaxLength": settings.CHAT_MAX_TEXT_LENGTH}
+    return render(request, "chat/index.html", {"chat_config": config})
+
+
+@require_GET
+@api_login_required
+def image(request: HttpRequest, message_id: int, thumbnail: bool = False) -> HttpResponse:
+    """An image of a conversation the user may read; 404 for everyone else (no hint it exists)."""
+    found = selectors.image_for_viewer(user=request.user, message_id=message_id, thumbnail=thumbnail)
+    if found is None:
+        raise Http404("No such image.")
+    data, content_type = found
+    etag = f'"{"t" if thumbnail else "i"}{message_id}"'  # stored images never change
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponseNotModified()
+    else:
+        response = HttpResponse(data, content_type=content_type)
+        response["Content-Disposition"] = f'inline; filename="image-{message_id}.{content_type.split("/")[-1]}"'
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 @require_GET

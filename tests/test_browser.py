@@ -5,6 +5,7 @@ running in the main thread, which Django's async-safety check would otherwise tr
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,36 @@ def test_sound_and_title_call_attention_and_mute_is_remembered(person, daphne_se
     expect(alice.locator("#mute")).to_have_attribute("aria-pressed", "true")
     expect(badge(alice, "bob")).to_have_text("1")  # from the server's Unread
     expect(alice).to_have_title("(1) Chat")
+
+
+def test_an_image_sent_by_the_attach_button_arrives_as_a_thumbnail(person, tmp_path):
+    from PIL import Image as Pil
+    from PIL import ImageDraw
+
+    path = tmp_path / "sunset.png"
+    sunset = Pil.new("RGB", (640, 400))
+    draw = ImageDraw.Draw(sunset)
+    for y in range(400):
+        draw.line([(0, y), (640, y)], fill=(250 - y // 4, 120 + y // 5, 90 + y // 3))
+    draw.ellipse([250, 200, 390, 340], fill=(255, 210, 80))
+    draw.rectangle([0, 300, 640, 400], fill=(40, 60, 110))
+    sunset.save(path)
+    alice = person("alice")
+    bob = person("bob")
+    conv(alice, "bob").click()
+    conv(bob, "alice").click()
+    with alice.expect_file_chooser() as chooser:
+        alice.click("#attach")
+    chooser.value.set_files(str(path))
+    expect(alice.locator("#attachment-img")).to_be_visible()
+    alice.click("#attachment-send")
+    thumb = bob.locator("#messages .msg.theirs img")
+    expect(thumb).to_have_attribute("src", re.compile(r"^/images/\d+/thumb/$"))
+    bob.wait_for_function("document.querySelector('#messages .msg.theirs img').naturalWidth > 0")
+    assert bob.evaluate("document.querySelector('#messages .msg.theirs img').naturalWidth") == 320
+    full = thumb.get_attribute("src").removesuffix("thumb/")
+    expect(alice.locator("#messages .msg.mine img")).to_have_attribute("src", full + "thumb/")
+    shot(bob, "desktop-image")
+    thumb.click()
+    expect(bob.locator("#lightbox img")).to_have_attribute("src", full)
+    bob.wait_for_function("document.querySelector('#lightbox img').naturalWidth === 640")

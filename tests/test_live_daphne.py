@@ -53,3 +53,19 @@ async def test_handshake_without_session_or_with_foreign_origin_is_refused(daphn
     await asyncio.to_thread(alice.register, "alice", "a-long-secret-1")
     with pytest.raises(InvalidStatus):
         await connect(url, origin="http://evil.example", additional_headers={"Cookie": alice.session_header})
+
+
+async def test_an_image_over_the_limit_gets_too_large_not_a_dead_socket(daphne_server):
+    """Daphne drops messages over 1 MiB unless told otherwise; `make run` and this server raise both limits."""
+    import base64
+    import os
+
+    alice = Browserish(daphne_server.url)
+    await asyncio.to_thread(alice.register, "alice", "a-long-secret-1")
+    content = "data:image/png;base64," + base64.b64encode(os.urandom(6_000_000)).decode()
+    async with await open_socket(daphne_server, alice) as a:
+        await a.send(json.dumps({"Type": "Send", "To": "alice", "Chat": "Private", "Content": content, "is_image": 1}))
+        error = await next_of(a, "Error")
+        assert error["Code"] == "too_large" and "5.0 MB" in error["Detail"]
+        await a.send(json.dumps({"Type": "Connect"}))
+        assert (await next_of(a, "State"))["User"] == "alice"

@@ -146,13 +146,6 @@ async def test_bad_content_is_refused(connect, alice, bob, content, code):
     assert await count_messages() == 0
 
 
-async def test_images_are_refused_until_supported(connect, alice, bob):
-    a = await connect(alice)
-    await a.send(send("bob", "data:image/png;base64,AAAA", is_image=1))
-    await a.expect("Error", Code="bad_request", Ref="Send")
-    assert await count_messages() == 0
-
-
 # ---- groups ------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import { renderSidebar } from "./ui/sidebar.js";
 import * as view from "./ui/conversation.js";
 import { setupEmojiPicker } from "./ui/emoji.js";
 import { setupGroupDialog } from "./ui/dialog.js";
+import { setupAttachments } from "./ui/attach.js";
 import * as notify from "./ui/notify.js";
 import { toast } from "./ui/toast.js";
 import { avatar } from "./ui/format.js";
@@ -14,7 +15,7 @@ import { avatar } from "./ui/format.js";
 const $ = (id) => document.getElementById(id);
 const config = JSON.parse($("chat-config").textContent);
 const store = new Store(config.User);
-const MAX_TEXT = 10000;
+const MAX_TEXT = config.TextMaxLength;
 let socket;
 
 const app = {
@@ -108,6 +109,16 @@ const app = {
     return true;
   },
 
+  sendImage(dataUrl) {
+    const conv = store.activeConv;
+    if (!conv) return false;
+    const frame = P.sendImage(conv.chat, conv.name, dataUrl, P.newClientId());
+    store.addPending(conv, frame);
+    socket.send(frame);
+    this.refreshConversation(conv, { newMessage: { From: store.me } });
+    return true;
+  },
+
   flushOutbox() {
     for (const frame of store.outbox.values()) socket.send(frame);
   },
@@ -182,6 +193,8 @@ function setupComposer() {
     input.focus();
   });
   setupEmojiPicker({ toggle: $("emoji-toggle"), panel: $("emoji-panel"), textarea: input });
+  setupAttachments({ limit: config.ImageMaxBytes, onSend: (dataUrl) => app.sendImage(dataUrl) });
+  $("lightbox").addEventListener("click", () => $("lightbox").close());
 }
 
 function setupControls() {

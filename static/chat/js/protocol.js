@@ -7,6 +7,8 @@ export const GROUP = "Group";
 export const connect = (since) => (since ? { Type: "Connect", Since: since } : { Type: "Connect" });
 export const send = (chat, to, content, clientId) =>
   ({ Type: "Send", Chat: chat, To: to, Content: content, is_image: 0, ClientId: clientId });
+export const sendImage = (chat, to, dataUrl, clientId) =>
+  ({ Type: "Send", Chat: chat, To: to, Content: dataUrl, is_image: 1, ClientId: clientId });
 export const join = (chat, to, before) =>
   (before ? { Type: "Join", Chat: chat, To: to, Before: before } : { Type: "Join", Chat: chat, To: to });
 export const create = (name, members) => ({ Type: "Create", Name: name, List: members });

@@ -85,7 +85,7 @@ export class Store {
   // A message typed here: shown at once as pending, sent now or on reconnect.
   addPending(conv, frame) {
     const m = { Id: null, ClientId: frame.ClientId, From: this.me, To: conv.name, Chat: conv.chat,
-      Content: frame.Content, Time: new Date().toISOString(), pending: true };
+      Content: frame.Content, is_image: frame.is_image, Time: new Date().toISOString(), pending: true };
     conv.messages.push(m);
     this.outbox.set(frame.ClientId, frame);
     this.saveOutbox();
@@ -97,7 +97,7 @@ export class Store {
       const conv = this.conv(frame.Chat, frame.To);
       if (!conv.messages.some((m) => m.ClientId === frame.ClientId)) {
         conv.messages.push({ Id: null, ClientId: frame.ClientId, From: this.me, To: frame.To, Chat: frame.Chat,
-          Content: frame.Content, Time: new Date().toISOString(), pending: true });
+          Content: frame.Content, is_image: frame.is_image, Time: new Date().toISOString(), pending: true });
       }
     }
   }
@@ -128,8 +128,10 @@ export class Store {
     return n;
   }
 
+  // Text survives a reload; images (megabytes) would not fit in localStorage, so they stay in memory.
   saveOutbox() {
-    try { localStorage.setItem(this.outboxKey, JSON.stringify([...this.outbox])); } catch { /* private mode */ }
+    const texts = [...this.outbox].filter(([, frame]) => !frame.is_image);
+    try { localStorage.setItem(this.outboxKey, JSON.stringify(texts)); } catch { /* private mode, full */ }
   }
 }
 

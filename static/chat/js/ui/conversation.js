@@ -55,9 +55,31 @@ function messageNode(store, m, conv) {
   time.title = new Date(m.Time).toLocaleString();
   meta.append(time);
   if (m.pending) meta.append(el("span", "state", m.failed ? `Not sent: ${m.failed}` : "Sending…"));
-  bubble.append(meta, el("div", "text", m.Content));
+  bubble.append(meta, m.is_image ? imageNode(m) : el("div", "text", m.Content));
   row.append(bubble);
   return row;
+}
+
+function imageNode(m) {
+  const button = el("button", "image-link");
+  button.type = "button";
+  button.title = "Open the full image";
+  const img = document.createElement("img");
+  // A pending image shows its local data URL; a stored one its thumbnail, full size on click.
+  img.src = m.pending ? m.Content : `${m.Content}thumb/`;
+  img.alt = `Image from ${m.From}`;
+  img.loading = "lazy";
+  button.append(img);
+  button.addEventListener("click", () => showFullImage(m.Content, img.alt));
+  return button;
+}
+
+function showFullImage(src, alt) {
+  const dialog = $("lightbox");
+  const img = dialog.querySelector("img");
+  img.src = src;
+  img.alt = alt;
+  dialog.showModal();
 }
 
 export function renderMessages(store, conv) {
