@@ -1,5 +1,37 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+MODERATOR_PERMISSIONS = [
+    ("accounts", "auditentry", "moderate"),
+    ("accounts", "auditentry", "view_auditentry"),
+    ("auth", "user", "view_user"),
+    ("auth", "user", "change_user"),
+    ("groups", "chatgroup", "view_chatgroup"),
+    ("messaging", "message", "view_message"),
+    ("messaging", "report", "view_report"),
+]
+
+
+def ensure_moderators_group(app_config, using="default", **kwargs) -> None:
+    """A "Moderators" auth group with what moderation in the admin needs; add staff to it.
+
+    Runs after the last app has migrated, when every permission exists.
+    """
+    from django.apps import apps
+    from django.contrib.auth.models import Group, Permission
+
+    if app_config is not list(apps.get_app_configs())[-1]:
+        return
+    group, _ = Group.objects.get_or_create(name="Moderators")
+    wanted = [
+        Permission.objects.filter(content_type__app_label=app, content_type__model=model, codename=codename).first()
+        for app, model, codename in MODERATOR_PERMISSIONS
+    ]
+    group.permissions.add(*[permission for permission in wanted if permission is not None])
 
 
 class AccountsConfig(AppConfig):
     name = "accounts"
+
+    def ready(self) -> None:
+        post_migrate.connect(ensure_moderators_group, dispatch_uid="accounts.moderators")

@@ -3,6 +3,9 @@ from django.urls import include, path
 
 from messaging import views as messaging_views
 
+admin.site.site_header = "Chat moderation"
+admin.site.site_title = "Chat moderation"
+
 urlpatterns = [
     path("", messaging_views.chat, name="chat"),
     path("accounts/", include("accounts.urls")),

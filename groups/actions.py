@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
+from accounts.actions import MODERATE_PERMISSION, audit_record
 from chatsite.errors import ChatError
 from groups.models import ChatGroup
 from groups.names import clean_group_name
@@ -75,11 +76,17 @@ def group_leave(*, user: AbstractBaseUser, group: ChatGroup) -> None:
         _announce(group, event="Left", user=user)
 
 
-def group_delete(*, user: AbstractBaseUser, group: ChatGroup) -> None:
-    """Delete a group and its messages. Only its owner or staff may."""
-    if group.owner_id != user.pk and not user.is_staff:
+def group_delete(*, user: AbstractBaseUser, group: ChatGroup, reason: str = "") -> None:
+    """Delete a group with its messages and images. Only its owner, or a moderator, may.
+
+    A deletion by anyone but the owner is moderation, and goes to the audit log.
+    """
+    moderated = group.owner_id != user.pk
+    if moderated and not (user.is_staff and user.has_perm(MODERATE_PERMISSION)):
         raise ChatError("forbidden", f"Only the owner of '{group.name}' can delete it.")
     with transaction.atomic():
+        if moderated or reason:
+            audit_record(actor=user, action="delete group", target=f"group {group.name}", reason=reason)
         # The frame is built (members included) before the rows go.
         _announce(groups_with_members().get(pk=group.pk), event="Deleted", user=user, unsubscribe=group.layer_group)
         group.delete()

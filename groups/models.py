@@ -12,7 +12,7 @@ class ChatGroup(models.Model):
 
     class Meta:
         ordering = ["name"]
-        verbose_name = "group"
+        verbose_name = "chat group"
 
     def __str__(self) -> str:
         return self.name

@@ -15,11 +15,12 @@ from django.db.models import Max
 from chatsite.errors import ChatError
 from groups.models import ChatGroup, layer_group_for
 from groups.selectors import group_require_member
+from accounts.actions import audit_record, moderator_require, mute_check
 from messaging import events
 from messaging.images import ProcessedImage, decode_data_url, process_image
-from messaging.models import Connection, Image, Message, ReadMarker
-from messaging.protocol import GROUP, PRIVATE, presence_frame, read_frame
-from messaging.selectors import conversation, message_to_frame, user_get
+from messaging.models import Connection, Image, Message, ReadMarker, Report
+from messaging.protocol import GROUP, PRIVATE, presence_frame, read_frame, removed_frame
+from messaging.selectors import conversation, message_to_frame, readable_messages, user_get
 
 
 def _validate_text(content: str) -> str:
@@ -42,6 +43,7 @@ def message_send(
         existing = _find_by_client_id(sender, client_id)
         if existing is not None:
             return existing, False
+    mute_check(user=sender)
     if chat == PRIVATE:
         recipient, group = user_get(username=to), None
     else:
@@ -143,3 +145,51 @@ def presence_reset() -> int:
     """Drop every connection row; only safe while no server process is running."""
     deleted, _ = Connection.objects.all().delete()
     return deleted
+
+
+def messages_remove(*, actor: AbstractBaseUser, message_ids: list[int], reason: str = "") -> int:
+    """Delete messages (images included); they vanish from every open client (`Removed`)."""
+    moderator_require(actor)
+    with transaction.atomic():
+        messages = list(Message.objects.filter(pk__in=message_ids).select_related("sender", "recipient", "group"))
+        audiences: dict[str, list[int]] = {}
+        for message in messages:
+            for target in _audience(message):
+                audiences.setdefault(target, []).append(message.pk)
+            audit_record(actor=actor, action="remove message", reason=reason,
+                         target=f"message {message.pk} by {message.sender.username}: {message.text[:200]}")
+        Message.objects.filter(pk__in=[m.pk for m in messages]).delete()
+        for target, ids in audiences.items():
+            events.publish(target, removed_frame(ids=sorted(ids)))
+    return len(messages)
+
+
+def _audience(message: Message) -> list[str]:
+    if message.group_id is not None:
+        return [message.group.layer_group]
+    return [events.user_group(message.sender_id), events.user_group(message.recipient_id)]
+
+
+def report_create(*, reporter: AbstractBaseUser, message_id: int, reason: str = "") -> Report:
+    """Report a message the reporter can read; reporting the same one twice changes nothing."""
+    message = readable_messages(user=reporter).filter(pk=message_id).first()
+    if message is None:
+        raise ChatError("not_found", f"No message {message_id} that you can see.")
+    report, _ = Report.objects.get_or_create(
+        message=message, reporter=reporter,
+        defaults={"reason": reason[:500], "message_text": "[image]" if message.is_image else message.text},
+    )
+    return report
+
+
+def reports_resolve(*, actor: AbstractBaseUser, report_ids: list[int], reason: str = "") -> int:
+    moderator_require(actor)
+    from django.utils import timezone
+
+    with transaction.atomic():
+        reports = list(Report.objects.filter(pk__in=report_ids, resolved__isnull=True))
+        for report in reports:
+            audit_record(actor=actor, action="resolve report", reason=reason,
+                         target=f"report {report.pk} of message {report.message_id}")
+        Report.objects.filter(pk__in=[r.pk for r in reports]).update(resolved=timezone.now(), resolved_by=actor)
+    return len(reports)

@@ -144,6 +144,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self._publish(pending)
 
+    async def on_report(self, command: protocol.Report) -> None:
+        await _run(actions.report_create, reporter=self.user, message_id=command.id, reason=command.reason)
+        await self._send_frame(protocol.reported_frame(id=command.id))
+
     HANDLERS: dict[type, Callable[[ChatConsumer, Any], Awaitable[None]]] = {
         protocol.Connect: on_connect,
         protocol.Send: on_send,
@@ -152,6 +156,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         protocol.Delete: on_delete,
         protocol.Leave: on_leave,
         protocol.Read: on_read,
+        protocol.Report: on_report,
     }
 
     # ---- channel layer events -------------------------------------------------------

@@ -83,3 +83,26 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"image of message {self.message_id} ({self.width}×{self.height}, {self.content_type})"
+
+
+class Report(models.Model):
+    """A user's report of a message, for moderators to look at in the admin."""
+
+    message = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL, related_name="reports")
+    message_text = models.TextField(blank=True, help_text="The message as it was when reported.")
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reports")
+    reason = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    resolved = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["resolved", "-created"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "reporter"], name="report_once_per_reporter"),
+        ]
+
+    def __str__(self) -> str:
+        return f"report of message {self.message_id} by {self.reporter}"

@@ -67,7 +67,13 @@ class Read:
     id: int
 
 
-Command = Connect | Send | Join | Create | Delete | Leave | Read
+@dataclass(frozen=True)
+class Report:
+    id: int
+    reason: str
+
+
+Command = Connect | Send | Join | Create | Delete | Leave | Read | Report
 
 
 def _bad(detail: str) -> ChatError:
@@ -151,6 +157,16 @@ def _parse_read(frame: dict) -> Read:
     return Read(chat=chat, to=_target(frame, chat), id=message_id)
 
 
+def _parse_report(frame: dict) -> Report:
+    message_id = _opt_int(frame, "Id")
+    if message_id is None:
+        raise _bad("'Id' must be a non-negative integer.")
+    reason = frame.get("Reason", "")
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise _bad("'Reason' must be a string of at most 500 characters.")
+    return Report(id=message_id, reason=reason.strip())
+
+
 PARSERS: dict[str, Callable[[dict], Command]] = {
     "Connect": _parse_connect,
     "Send": _parse_send,
@@ -159,6 +175,7 @@ PARSERS: dict[str, Callable[[dict], Command]] = {
     "Delete": _parse_delete,
     "Leave": _parse_leave,
     "Read": _parse_read,
+    "Report": _parse_report,
 }
 
 
@@ -242,12 +259,20 @@ def group_frame(*, event: str, name: str, owner: str, members: list[str], user: 
     return {"Type": "Group", "Event": event, "Name": name, "Owner": owner, "Members": members, "User": user}
 
 
+def removed_frame(*, ids: list[int]) -> dict:
+    return {"Type": "Removed", "Ids": ids}
+
+
+def reported_frame(*, id: int) -> dict:
+    return {"Type": "Reported", "Id": id}
+
+
 def read_frame(*, chat: str, to: str, id: int) -> dict:
     return {"Type": "Read", "Chat": chat, "To": to, "Id": id}
 
 
 COMMAND_TYPES = {Connect: "Connect", Send: "Send", Join: "Join", Create: "Create", Delete: "Delete",
-                 Leave: "Leave", Read: "Read"}
+                 Leave: "Leave", Read: "Read", Report: "Report"}
 
 
 def error_frame(error: ChatError, *, command: Command | None = None) -> dict:

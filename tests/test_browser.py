@@ -267,3 +267,46 @@ def test_an_image_sent_by_the_attach_button_arrives_as_a_thumbnail(person, tmp_p
     thumb.click()
     expect(bob.locator("#lightbox img")).to_have_attribute("src", full)
     bob.wait_for_function("document.querySelector('#lightbox img').naturalWidth === 640")
+
+
+def test_a_report_and_a_moderators_removal_reach_the_browser(person, browser, daphne_server):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
+
+    from messaging.models import Message, Report
+
+    alice = person("alice")
+    bob = person("bob")
+    conv(alice, "bob").click()
+    conv(bob, "alice").click()
+    say(alice, "buy cheap watches")
+    say(alice, "sorry, wrong chat")
+    expect(texts(bob)).to_have_count(2)
+    bob.once("dialog", lambda dialog: dialog.accept("spam"))
+    bob.locator("#messages .msg.theirs").first.hover()
+    bob.locator("#messages .msg.theirs .report").first.click()
+    expect(bob.locator(".toast").last).to_contain_text("moderators")
+    report = Report.objects.get()
+    assert (report.reason, report.message_text) == ("spam", "buy cheap watches")
+
+    # iago, a moderator, removes it in the admin; it vanishes from both open chats.
+    get_user_model().objects.create(username="iago", is_staff=True, is_superuser=True,
+                                    password=make_password(PASSWORD, hasher=Argon2PasswordHasher()))
+    iago = browser.new_context(viewport=DESKTOP).new_page()
+    iago.goto(daphne_server.url + "/admin/login/")
+    iago.fill("#id_username", "iago")
+    iago.fill("#id_password", PASSWORD)
+    iago.click("input[type=submit]")
+    iago.goto(daphne_server.url + "/admin/messaging/report/")
+    expect(iago.locator("#result_list")).to_contain_text("buy cheap watches")
+    shot(iago, "admin-reports")
+    iago.check(f'input[name=_selected_action][value="{report.pk}"]')
+    iago.select_option("select[name=action]", "remove_reported")
+    iago.click("button[title='Run the selected action']")
+    iago.fill("#id_reason", "spam")
+    iago.click("input[value=Confirm]")
+    expect(iago.locator(".messagelist")).to_contain_text("done for 1")
+    for page in (alice, bob):
+        expect(texts(page)).to_have_text(["sorry, wrong chat"])
+    assert Message.objects.count() == 1
+    iago.context.close()

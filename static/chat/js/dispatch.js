@@ -60,6 +60,15 @@ export function makeDispatch(app) {
       app.refreshSidebar();
     },
 
+    Removed(frame) {
+      for (const conv of store.removeMessages(frame.Ids)) app.refreshConversation(conv);
+      app.refreshSidebar();
+    },
+
+    Reported() {
+      toast("Thanks, the moderators will look at it.", "info", 4000);
+    },
+
     Error(frame) {
       if (frame.ClientId && frame.Code === "rate_limited") {
         app.retryLater(frame.ClientId);

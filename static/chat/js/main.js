@@ -152,6 +152,7 @@ function setBanner(status) {
   }
   document.body.classList.add("offline");
   app.refreshHeader();
+  if (status.code === 4003) { checkSession(); return; } // closed by a moderator: banned
   banner.hidden = false;
   const seconds = Math.max(1, Math.round(status.retryIn / 1000));
   banner.replaceChildren(`Connection lost. Reconnecting in ${seconds} s… Messages you send will go out then. `);
@@ -204,6 +205,12 @@ function setupControls() {
   $("messages").addEventListener("scroll", () => {
     loadOlder();
     if (view.isAtBottom()) { $("jump").hidden = true; app.markRead(); }
+  });
+  $("messages").addEventListener("click", (event) => {
+    const id = Number(event.target.closest("[data-report]")?.dataset.report);
+    if (!id) return;
+    const reason = window.prompt("Why are you reporting this message? (optional)");
+    if (reason !== null) socket.send(P.report(id, reason.slice(0, 500)));
   });
   $("jump").addEventListener("click", () => { view.scrollToBottom(); app.markRead(); });
   $("delete-group").addEventListener("click", () => {

@@ -14,6 +14,7 @@ export const join = (chat, to, before) =>
 export const create = (name, members) => ({ Type: "Create", Name: name, List: members });
 export const remove = (name) => ({ Type: "Delete", Name: name });
 export const leave = (name) => ({ Type: "Leave", Name: name });
+export const report = (id, reason) => ({ Type: "Report", Id: id, Reason: reason });
 export const read = (chat, to, id) => ({ Type: "Read", Chat: chat, To: to, Id: id });
 
 export function newClientId() {

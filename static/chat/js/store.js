@@ -113,6 +113,21 @@ export class Store {
     return null;
   }
 
+  // Messages a moderator removed: gone from every conversation; returns the ones touched.
+  removeMessages(ids) {
+    const gone = new Set(ids);
+    const touched = [];
+    for (const conv of this.convs.values()) {
+      const before = conv.messages.length;
+      conv.messages = conv.messages.filter((m) => !gone.has(m.Id));
+      if (conv.messages.length !== before) {
+        touched.push(conv);
+        conv.unread = Math.min(conv.unread, conv.messages.filter((m) => m.Id > conv.lastRead && m.From !== this.me).length);
+      }
+    }
+    return touched;
+  }
+
   dropMessage(conv, clientId) {
     conv.messages = conv.messages.filter((m) => m.ClientId !== clientId || !m.pending);
   }

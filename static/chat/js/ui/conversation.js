@@ -57,6 +57,14 @@ function messageNode(store, m, conv) {
   if (m.pending) meta.append(el("span", "state", m.failed ? `Not sent: ${m.failed}` : "Sending…"));
   bubble.append(meta, m.is_image ? imageNode(m) : el("div", "text", m.Content));
   row.append(bubble);
+  if (!mine && m.Id) {
+    const flag = el("button", "icon small report", "⚑");
+    flag.type = "button";
+    flag.title = "Report this message to the moderators";
+    flag.setAttribute("aria-label", `Report message from ${m.From}`);
+    flag.dataset.report = m.Id;
+    row.append(flag);
+  }
   return row;
 }
 

@@ -1,0 +1,86 @@
+"""Moderation of users: ban, unban, mute, unmute, and the audit log every moderation action writes.
+
+Called by the admin (and usable from a shell or a command); each takes effect live for
+connected users through the channel layer, after commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import AuditEntry, Mute
+from chatsite.errors import ChatError
+from messaging import events
+
+MODERATE_PERMISSION = "accounts.moderate"
+
+
+def moderator_require(actor: AbstractBaseUser) -> None:
+    if not actor.has_perm(MODERATE_PERMISSION):
+        raise ChatError("forbidden", "You do not have the moderation permission.")
+
+
+def audit_record(*, actor: AbstractBaseUser | None, action: str, target: str, reason: str = "") -> AuditEntry:
+    return AuditEntry.objects.create(actor=actor, action=action, target=target[:300], reason=reason)
+
+
+def user_ban(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> None:
+    """Deactivate a user: their open sockets close at once, and they cannot log in or reconnect."""
+    moderator_require(actor)
+    if user.pk == actor.pk:
+        raise ChatError("forbidden", "You cannot ban yourself.")
+    with transaction.atomic():
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        _end_sessions(user)
+        audit_record(actor=actor, action="ban", target=f"user {user.username}", reason=reason)
+        events.publish(events.user_group(user.pk), close=True)
+
+
+def _end_sessions(user: AbstractBaseUser) -> None:
+    """Forget the user's sessions (an inactive user is anonymous anyway; this frees the rows)."""
+    doomed = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if session.get_decoded().get("_auth_user_id") == str(user.pk)
+    ]
+    Session.objects.filter(pk__in=doomed).delete()
+
+
+def user_unban(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> None:
+    moderator_require(actor)
+    with transaction.atomic():
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        audit_record(actor=actor, action="unban", target=f"user {user.username}", reason=reason)
+
+
+def user_mute(*, actor: AbstractBaseUser, user: AbstractBaseUser, duration: timedelta, reason: str = "") -> Mute:
+    """Refuse the user's messages (`forbidden`, with the reason) until the time is up."""
+    moderator_require(actor)
+    until = timezone.now() + duration
+    with transaction.atomic():
+        mute, _ = Mute.objects.update_or_create(user=user, defaults={"until": until, "reason": reason})
+        audit_record(actor=actor, action="mute", target=f"user {user.username} until {until:%Y-%m-%d %H:%M} UTC",
+                     reason=reason)
+    return mute
+
+
+def user_unmute(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> None:
+    moderator_require(actor)
+    with transaction.atomic():
+        Mute.objects.filter(user=user).delete()
+        audit_record(actor=actor, action="unmute", target=f"user {user.username}", reason=reason)
+
+
+def mute_check(*, user: AbstractBaseUser, now: datetime | None = None) -> None:
+    """Raise `forbidden` while the user is muted."""
+    mute = Mute.objects.filter(user=user, until__gt=now or timezone.now()).first()
+    if mute is not None:
+        because = f": {mute.reason}" if mute.reason else "."
+        raise ChatError("forbidden", f"You are muted until {mute.until:%Y-%m-%d %H:%M} UTC{because}")
