@@ -310,3 +310,33 @@ def test_a_report_and_a_moderators_removal_reach_the_browser(person, browser, da
         expect(texts(page)).to_have_text(["sorry, wrong chat"])
     assert Message.objects.count() == 1
     iago.context.close()
+
+
+def test_a_dropped_photo_over_the_limit_is_scaled_down_in_the_browser(person):
+    alice = person("alice")
+    bob = person("bob")
+    conv(alice, "bob").click()
+    size = alice.evaluate(
+        """async () => {
+            // A noisy 1600x1200 PNG (over 5 MB: noise does not compress), dropped on the conversation.
+            const canvas = document.createElement("canvas");
+            canvas.width = 1600; canvas.height = 1200;
+            const ctx = canvas.getContext("2d");
+            const pixels = ctx.createImageData(1600, 1200);
+            const random = new Uint32Array(pixels.data.buffer);
+            for (let i = 0; i < random.length; i += 16384) crypto.getRandomValues(random.subarray(i, i + 16384));
+            for (let i = 3; i < pixels.data.length; i += 4) pixels.data[i] = 255;
+            ctx.putImageData(pixels, 0, 0);
+            const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+            const dt = new DataTransfer();
+            dt.items.add(new File([blob], "noise.png", { type: "image/png" }));
+            document.getElementById("conversation").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true }));
+            return blob.size;
+        }"""
+    )
+    assert size > 5_000_000
+    expect(alice.locator("#attachment-name")).to_contain_text("scaled down to", timeout=15_000)
+    alice.click("#attachment-send")
+    conv(bob, "alice").click()
+    expect(bob.locator("#messages .msg.theirs img")).to_have_count(1, timeout=15_000)
+    bob.wait_for_function("document.querySelector('#messages .msg.theirs img').naturalWidth > 0")
