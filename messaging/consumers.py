@@ -1,7 +1,9 @@
 """The WebSocket transport: authenticate, parse, call an action, reply. Nothing else.
 
 Every ORM call runs in a worker thread through `database_sync_to_async`; events an
-action commits come back to the event loop and are sent from here (messaging.events).
+action commits come back to the event loop and are published from here (messaging.events).
+Fan-out does not go through this class: the process's hub (messaging.hub) holds the
+channel-layer memberships and writes each event's text straight to the local sockets.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from typing import Any, Awaitable, Callable
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.consumer import get_handler_name
 from django.conf import settings
 
 from chatsite.errors import ChatError
 from groups import actions as group_actions
 from groups.selectors import group_get
 from messaging import actions, events, protocol, selectors
+from messaging.hub import get_hub
 
 log = logging.getLogger(__name__)
 CLOSE_POLICY = 4003
@@ -46,26 +50,40 @@ def _run(fn: Callable[..., Any], /, **kwargs: Any) -> tuple[Any, list[events.Eve
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    # No channel-layer channel per socket: the process's hub is the layer's only member here.
+    channel_layer_alias = "__hub_only__"
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels' own dispatch closes stale database connections before every handler, a
+        # thread hop per frame; here the ORM is only used through database_sync_to_async,
+        # which does that itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close()  # before accept: the handshake is refused with 403
             return
         self.user = user
-        self.subscriptions: set[str] = set()
+        self.closed = False
         self.bucket = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
-        layer_groups, pending = await _run(actions.connection_open, user=user, channel_name=self.channel_name)
+        self.hub = await get_hub()
+        self.socket_id = self.hub.new_socket_id()
+        layer_groups, pending = await _run(actions.connection_open, user=user, channel_name=self.socket_id)
         for name in layer_groups:
-            await self._subscribe(name)
+            await self.hub.join(self, name)
         await self.accept()
         await self._publish(pending)
 
     async def disconnect(self, code: int) -> None:
-        if not hasattr(self, "user"):
+        if not hasattr(self, "socket_id"):
             return
-        for name in list(self.subscriptions):
-            await self.channel_layer.group_discard(name, self.channel_name)
-        _, pending = await _run(actions.connection_close, user=self.user, channel_name=self.channel_name)
+        self.closed = True
+        await self.hub.leave_all(self)
+        _, pending = await _run(actions.connection_close, user=self.user, channel_name=self.socket_id)
         await self._publish(pending)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -140,7 +158,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             chat=command.chat,
             to=command.to,
             message_id=command.id,
-            skip_channel=self.channel_name,
+            skip_channel=self.socket_id,
         )
         await self._publish(pending)
 
@@ -159,32 +177,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
         protocol.Report: on_report,
     }
 
-    # ---- channel layer events -------------------------------------------------------
+    # ---- called by the hub ------------------------------------------------------------
 
-    async def chat_event(self, event: dict[str, Any]) -> None:
-        if event.get("skip") == self.channel_name:
+    async def deliver(self, text: str) -> None:
+        """Write one already-serialized frame to this socket."""
+        if self.closed:
             return
-        if name := event.get("subscribe"):
-            await self._subscribe(name)
-        if (name := event.get("unsubscribe")) and name in self.subscriptions:
-            self.subscriptions.discard(name)
-            await self.channel_layer.group_discard(name, self.channel_name)
-        if event.get("close"):
+        try:
+            await self.send(text_data=text)
+        except Exception:  # the socket went away mid-fan-out: the others still get theirs
+            log.debug("send to a closing socket failed", exc_info=True)
+            self.closed = True
+
+    async def close_for_policy(self) -> None:
+        if not self.closed:
+            self.closed = True
             await self.close(code=CLOSE_POLICY)
-            return
-        if event.get("text"):
-            await self.send(text_data=event["text"])
 
     # ---- helpers --------------------------------------------------------------------
 
-    async def _subscribe(self, name: str) -> None:
-        if name not in self.subscriptions:
-            self.subscriptions.add(name)
-            await self.channel_layer.group_add(name, self.channel_name)
-
     async def _publish(self, pending: list[events.Event]) -> None:
         for layer_group, message in pending:
-            await self.channel_layer.group_send(layer_group, message)
+            await self.hub.layer.group_send(layer_group, message)
 
     async def _send_frame(self, frame: dict) -> None:
         await self.send(text_data=protocol.encode(frame))

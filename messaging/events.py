@@ -5,9 +5,10 @@ Layer groups are ASCII names built from ids, never from user-typed text:
 every member of one group) and ``chat.everyone`` (every socket: presence and the
 group directory, since groups are open to all).
 
-A layer message is ``{"type": "chat.event", "text": <frame JSON or None>, ...}`` plus
-optional instructions to the receiving consumer: ``subscribe`` / ``unsubscribe`` a
-layer group, ``skip`` one channel (the sender of a `Read`), or ``close`` the socket.
+A layer message is ``{"type": "chat.event", "group": <the layer group>, "text": <frame JSON
+or None>, ...}`` plus optional instructions for the sockets of that group: ``subscribe`` /
+``unsubscribe`` another layer group, ``skip`` one socket (the sender of a `Read`), or
+``close`` (ban). Each process's hub (messaging.hub) applies them to its local sockets.
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ def publish(layer_groups: str | Iterable[str], frame: dict | None = None, **inst
     The frame is encoded here, once, however many groups and sockets it reaches.
     """
     targets = [layer_groups] if isinstance(layer_groups, str) else list(dict.fromkeys(layer_groups))
-    message = {"type": "chat.event", "text": encode(frame) if frame is not None else None, **instructions}
+    text = encode(frame) if frame is not None else None
+    # Each process's hub needs to know which group an event was sent to; the text is shared.
+    messages = [(target, {"type": "chat.event", "group": target, "text": text, **instructions}) for target in targets]
 
     def fire() -> None:
         pending = _collector.get()
-        for target in targets:
+        for target, message in messages:
             if pending is not None:
                 pending.append((target, message))
             else:

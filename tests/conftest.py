@@ -17,6 +17,8 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from messaging.hub import stop_hubs
+
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 ORIGIN = b"http://127.0.0.1:8000"
 
@@ -166,7 +168,7 @@ async def connect():
             await sock.close()
         except (Exception, asyncio.CancelledError):  # already closed, or the test failed mid-way
             pass
-    await asyncio.sleep(0)
+    await stop_hubs()
 
 
 async def settle(*sockets: Socket) -> None:

@@ -1,0 +1,151 @@
+"""The per-process delivery hub: one channel-layer member per process instead of one per socket.
+
+Channel-layer groups (`chat.user.<id>`, `chat.group.<id>`, `chat.everyone`) each have, in
+every server process, one member: that process's hub channel. The hub keeps its own map
+of layer group -> local sockets. A layer event arrives once per process, already
+serialized (messaging.events), and the hub writes its text straight to exactly the local
+sockets in that group: no layer message, dispatch task or thread hop per delivery.
+
+Layer events carry the `group` they were sent to, and may carry instructions that change
+membership at once in every process: `subscribe` / `unsubscribe` (another layer group, for the
+sockets of this group), `close` (ban) and `skip` (one socket, the sender of a `Read`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import weakref
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+# channels_redis forgets a group member `group_expiry` (1 day) after its last group_add; a hub
+# lives longer than that, so it renews its memberships well before.
+RENEW_EVERY = 3600
+
+
+class LocalSocket(Protocol):
+    socket_id: str
+
+    async def deliver(self, text: str) -> None: ...
+
+    async def close_for_policy(self) -> None: ...
+
+
+class Hub:
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.channel = ""
+        self.members: dict[str, set[LocalSocket]] = {}
+        self.groups_of: dict[LocalSocket, set[str]] = {}
+        self._ids = itertools.count(1)
+        self._lock = asyncio.Lock()
+        self._start_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if not self.channel:
+                self.channel = await self.layer.new_channel("hub.")
+                self._tasks = [asyncio.create_task(self._receive_loop()), asyncio.create_task(self._renew_loop())]
+
+    def new_socket_id(self) -> str:
+        return f"{self.channel}#{next(self._ids)}"
+
+    # ---- membership ------------------------------------------------------------------
+
+    async def join(self, sock: LocalSocket, group: str) -> None:
+        async with self._lock:
+            members = self.members.get(group)
+            if members is None:
+                members = self.members[group] = set()
+                await self.layer.group_add(group, self.channel)
+            members.add(sock)
+            self.groups_of.setdefault(sock, set()).add(group)
+
+    async def leave(self, sock: LocalSocket, group: str) -> None:
+        async with self._lock:
+            self.groups_of.get(sock, set()).discard(group)
+            members = self.members.get(group)
+            if members is None or sock not in members:
+                return
+            members.discard(sock)
+            if not members:
+                del self.members[group]
+                await self.layer.group_discard(group, self.channel)
+
+    async def leave_all(self, sock: LocalSocket) -> None:
+        for group in list(self.groups_of.get(sock, ())):
+            await self.leave(sock, group)
+        self.groups_of.pop(sock, None)
+
+    # ---- delivery --------------------------------------------------------------------
+
+    async def dispatch(self, event: dict[str, Any]) -> None:
+        """Apply one layer event to the local sockets of its group."""
+        targets = list(self.members.get(event.get("group", ""), ()))
+        if not targets:
+            return
+        if name := event.get("subscribe"):
+            for sock in targets:
+                await self.join(sock, name)
+        if name := event.get("unsubscribe"):
+            for sock in targets:
+                await self.leave(sock, name)
+        if event.get("close"):
+            for sock in targets:
+                await sock.close_for_policy()
+            return
+        if text := event.get("text"):
+            skip = event.get("skip")
+            for sock in targets:
+                if sock.socket_id != skip:
+                    await sock.deliver(text)
+
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                event = await self.layer.receive(self.channel)
+                await self.dispatch(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad event must not stop delivery for the whole process
+                log.exception("hub: event dropped")
+                await asyncio.sleep(0)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            for group in list(self.members):
+                await self.layer.group_add(group, self.channel)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for group in list(self.members):
+            await self.layer.group_discard(group, self.channel)
+        self.members.clear()
+        self.groups_of.clear()
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Hub]] = weakref.WeakKeyDictionary()
+
+
+async def get_hub() -> Hub:
+    """This process's hub for the current channel layer (one per event loop and layer)."""
+    layer = get_channel_layer()
+    per_loop = _hubs.setdefault(asyncio.get_running_loop(), {})
+    hub = per_loop.get(id(layer))
+    if hub is None or hub.layer is not layer:
+        hub = per_loop[id(layer)] = Hub(layer)
+    await hub.start()
+    return hub
+
+
+async def stop_hubs() -> None:
+    """Stop the hubs of the running loop (tests: before the loop closes)."""
+    for hub in _hubs.pop(asyncio.get_running_loop(), {}).values():
+        await hub.stop()
