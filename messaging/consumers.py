@@ -22,6 +22,7 @@ from groups import actions as group_actions
 from groups.selectors import group_get
 from messaging import actions, events, protocol, selectors
 from messaging.hub import get_hub
+from messaging.writer import get_writer
 
 log = logging.getLogger(__name__)
 CLOSE_POLICY = 4003
@@ -114,18 +115,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             after = batch[-1]["Id"] if batch else None
 
     async def on_send(self, command: protocol.Send) -> None:
-        (message, created), pending = await _run(
-            actions.message_send,
-            sender=self.user,
-            chat=command.chat,
-            to=command.to,
-            content=command.content,
-            is_image=command.is_image,
-            client_id=command.client_id,
-        )
-        if created:
+        fields = {"sender": self.user, "chat": command.chat, "to": command.to, "content": command.content,
+                  "is_image": command.is_image, "client_id": command.client_id}
+        if command.is_image:  # decoded in a worker thread of its own, outside the batch
+            (message, created), pending = await _run(actions.message_send, **fields)
             await self._publish(pending)
         else:
+            message, created = await get_writer().send(**fields)
+        if not created:
             await self._send_frame(selectors.message_to_frame(message))
 
     async def on_join(self, command: protocol.Join) -> None:

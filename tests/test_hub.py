@@ -149,3 +149,25 @@ async def _send_many(sock, group: str, count: int) -> None:
         await asyncio.sleep(0.001)
 
 
+
+
+async def test_the_writer_stores_concurrent_sends_together_and_one_refusal_loses_nothing_else(alice, bob, monkeypatch):
+    from chatsite.errors import ChatError
+    from messaging import writer as writer_module
+
+    batches: list[int] = []
+    real_store = writer_module._store
+
+    async def counting_store(batch):
+        batches.append(len(batch))
+        return await real_store(batch)
+
+    monkeypatch.setattr(writer_module, "_store", counting_store)
+    writer = writer_module.SendWriter()
+    sends = [writer.send(sender=alice, chat="Private", to="bob", content=f"m{i}") for i in range(6)]
+    sends.insert(3, writer.send(sender=alice, chat="Private", to="nobody", content="lost?"))
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    assert isinstance(results[3], ChatError) and results[3].code == "not_found"
+    assert [message.text for message, created in results[:3] + results[4:]] == [f"m{i}" for i in range(6)]
+    assert sum(batches) == 7 and len(batches) < 7, f"batches: {batches}"
+    assert await database_sync_to_async(Message.objects.count)() == 6

@@ -1,0 +1,80 @@
+"""Group commit for text messages: the sends of many sockets stored together.
+
+Every `Send` of a text message is queued; one writer per process stores everything queued
+in one worker-thread hop and one transaction (a savepoint each, so one refusal loses nothing
+else), then publishes the committed events. Nothing waits for a batch to fill: the first
+send starts a write at once, and sends that arrive meanwhile make up the next one.
+Images keep their own path: decoding them must not hold the database's write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from chatsite.errors import ChatError
+from messaging import actions, events
+
+
+class SendWriter:
+    def __init__(self) -> None:
+        self._queue: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self._task: asyncio.Task | None = None
+
+    async def send(self, **kwargs: Any) -> tuple[Any, bool]:
+        """`actions.message_send(**kwargs)`, stored with whatever else is queued; returns its result."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((kwargs, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                outcomes, pending = await _store([kwargs for kwargs, _ in batch])
+            except Exception as error:  # the database itself failed: every sender hears of it
+                for _, future in batch:
+                    future.set_exception(error)
+                continue
+            layer = get_channel_layer()
+            for layer_group, message in pending:
+                await layer.group_send(layer_group, message)
+            for (_, future), outcome in zip(batch, outcomes):
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+
+@database_sync_to_async
+def _store(batch: list[dict[str, Any]]) -> tuple[list[Any], list[events.Event]]:
+    def store_all() -> list[Any]:
+        outcomes: list[Any] = []
+        with transaction.atomic():
+            for kwargs in batch:
+                try:
+                    with transaction.atomic():
+                        outcomes.append(actions.message_send(**kwargs))
+                except ChatError as error:
+                    outcomes.append(error)
+        return outcomes
+
+    return events.collecting(store_all)
+
+
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SendWriter] = weakref.WeakKeyDictionary()
+
+
+def get_writer() -> SendWriter:
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        writer = _writers[loop] = SendWriter()
+    return writer
