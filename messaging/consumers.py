@@ -70,6 +70,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.closed = False
+        self.early: list[str] | None = []  # what the hub delivers before the handshake completes
         self.bucket = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
         self.hub = await get_hub()
         self.socket_id = self.hub.new_socket_id()
@@ -77,6 +78,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for name in layer_groups:
             await self.hub.join(self, name)
         await self.accept()
+        early, self.early = self.early, None
+        for text in early:
+            await self.send(text_data=text)
         await self._publish(pending)
 
     async def disconnect(self, code: int) -> None:
@@ -179,6 +183,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def deliver(self, text: str) -> None:
         """Write one already-serialized frame to this socket."""
         if self.closed:
+            return
+        if self.early is not None:  # not accepted yet: a WebSocket cannot send before that
+            self.early.append(text)
             return
         try:
             await self.send(text_data=text)

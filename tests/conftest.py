@@ -145,7 +145,8 @@ async def connect():
 
     opened: list[Socket] = []
 
-    async def _connect(user, *, origin: bytes | None = ORIGIN, cookie: bool = True, expect_ok: bool = True):
+    async def _connect(user, *, origin: bytes | None = ORIGIN, cookie: bool = True, expect_ok: bool = True,
+                       drain: bool = True):
         headers = [(b"host", b"127.0.0.1:8000")]
         if origin is not None:
             headers.append((b"origin", origin))
@@ -159,7 +160,8 @@ async def connect():
         assert connected, code
         sock = Socket(comm, user)
         opened.append(sock)
-        await sock.drain()  # its own Presence, when it is the user's first socket
+        if drain:
+            await sock.drain()  # its own Presence, when it is the user's first socket
         return sock
 
     yield _connect

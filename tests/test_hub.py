@@ -171,3 +171,23 @@ async def test_the_writer_stores_concurrent_sends_together_and_one_refusal_loses
     assert [message.text for message, created in results[:3] + results[4:]] == [f"m{i}" for i in range(6)]
     assert sum(batches) == 7 and len(batches) < 7, f"batches: {batches}"
     assert await database_sync_to_async(Message.objects.count)() == 6
+
+
+@pytest.mark.usefixtures("layer")
+async def test_events_during_the_handshake_are_kept_until_the_socket_is_accepted(connect, alice, monkeypatch):
+    """A WebSocket cannot send before it is accepted; the hub may deliver to it already."""
+    from messaging import events
+    from messaging.consumers import ChatConsumer
+
+    real_accept = ChatConsumer.accept
+
+    async def slow_accept(self, *args, **kwargs):
+        group = events.user_group(self.user.pk)
+        await self.hub.layer.group_send(group, {"type": "chat.event", "group": group, "text": '{"Type": "Early"}'})
+        await asyncio.sleep(0.05)  # the hub delivers it now, before the handshake completes
+        await real_accept(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChatConsumer, "accept", slow_accept)
+    a = await connect(alice, drain=False)
+    frames = [await a.recv(), await a.recv()]
+    assert {"Type": "Early"} in frames
