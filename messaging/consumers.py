@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
 from django.conf import settings
@@ -48,6 +48,11 @@ class TokenBucket:
 @database_sync_to_async
 def _run(fn: Callable[..., Any], /, **kwargs: Any) -> tuple[Any, list[events.Event]]:
     return events.collecting(fn, **kwargs)
+
+
+# Slow work (decoding an image) in a thread of the pool, so the one thread that runs every
+# other database call is not held up by it.
+_run_in_pool = DatabaseSyncToAsync(events.collecting, thread_sensitive=False)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -121,8 +126,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_send(self, command: protocol.Send) -> None:
         fields = {"sender": self.user, "chat": command.chat, "to": command.to, "content": command.content,
                   "is_image": command.is_image, "client_id": command.client_id}
-        if command.is_image:  # decoded in a worker thread of its own, outside the batch
-            (message, created), pending = await _run(actions.message_send, **fields)
+        if command.is_image:  # decoded in a pool thread, outside the batch and the database thread
+            (message, created), pending = await _run_in_pool(actions.message_send, **fields)
             await self._publish(pending)
         else:
             message, created = await get_writer().send(**fields)
