@@ -1,22 +1,25 @@
 """Importing the original Flask app's SQLite database; docs/legacy-import.md gives the mapping.
 
 Users come with their werkzeug password hashes wrapped in PBKDF2 (accounts.hashers); groups and
-messages come too when their tables exist. Everything is written in one transaction, directly with
-the ORM and without channel-layer events: this is old history, not live chat. Wrapping the hashes,
-the slow part, runs before that transaction, so the database is locked only for the inserts.
+messages come too when their tables exist, images validated like new uploads. Everything is
+written in one transaction, directly with the ORM and without channel-layer events: this is old
+history, not live chat. The slow parts, wrapping the hashes and checking the images, run before
+that transaction, so the database is locked only for the inserts. accounts.legacy_reader reads
+the file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-from collections import Counter, namedtuple
+import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from itertools import islice
+from typing import IO
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -33,54 +36,33 @@ from accounts.hashers import (
     wrap_werkzeug_hash,
     wrap_werkzeug_hashes,
 )
+from accounts.legacy_reader import (
+    LegacyError,
+    LegacyGroup,
+    LegacyMessage,
+    LegacyUser,
+    Tables,
+    legacy_time,
+    messages_query,
+    open_legacy,
+    read_groups,
+    read_messages,
+    read_users,
+)
 from chatsite.errors import ChatError
 from groups.models import ChatGroup
 from groups.names import clean_group_name
+from messaging.actions import image_store
+from messaging.images import ProcessedImage, decode_data_url, process_image
 from messaging.models import Message, ReadMarker
 
 # A django.contrib.auth group holding every imported account: how a later run tells an account it
 # imported (even after its owner logged in and the hash became Argon2) from a clash.
 IMPORTED_MARK = "imported from the original app"
-IMAGES_SKIPPED = "images not supported by this importer yet"
 BATCH = 500
+DEFAULT_TABLES = Tables()  # frozen, so safe to share as a default
 
 Progress = Callable[[int, int, str], None]
-
-# Table names tried when no option names one, and the column names accepted for each field.
-GROUP_TABLES = ("groups", "group")
-MEMBER_TABLES = ("group_members", "members", "membership")
-MESSAGE_TABLES = ("messages", "message")
-GROUP_COLUMNS = {
-    "name": ("name", "group_name", "title"),
-    "owner": ("owner", "owner_id", "creator", "admin"),
-    "members": ("members", "member_list", "users"),
-}
-MEMBER_COLUMNS = {"group": ("group", "group_id", "group_name"), "user": ("user", "user_id", "username", "member")}
-MESSAGE_COLUMNS = {
-    "sender": ("sender", "sender_id", "from", "from_user"),
-    "recipient": ("recipient", "recipient_id", "to", "to_user", "receiver"),
-    "group": ("group", "group_id", "group_name"),
-    "chat": ("chat", "chat_type", "type", "kind"),
-    "content": ("content", "text", "body", "message"),
-    "is_image": ("is_image", "image"),
-    "time": ("time", "timestamp", "created", "created_at", "sent_at"),
-}
-
-
-class LegacyError(Exception):
-    """The file cannot be imported; the message says why. Nothing has been written."""
-
-
-@dataclass(frozen=True)
-class Tables:
-    """Where the data is. None: try the usual names (and skip if none exists); "": skip."""
-
-    users: str = "user"
-    username: str = "username"
-    password: str = "password"
-    groups: str | None = None
-    members: str | None = None
-    messages: str | None = None
 
 
 @dataclass
@@ -98,155 +80,12 @@ class ImportReport:
     messages_created: int = 0
     messages_already_imported: int = 0
     messages_skipped: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(frozen=True)
-class LegacyUser:
-    id: int
-    username: object
-    password: object
-
-
-@dataclass
-class LegacyGroup:
-    id: int
-    name: object
-    owner: object
-    members: list[object]
-
-
-# One message row: its id, then MESSAGE_COLUMNS in order (None where the table lacks the column).
-LegacyMessage = namedtuple("LegacyMessage", ["id", *MESSAGE_COLUMNS])
-
-
-# Reading the file -------------------------------------------------------------------------
-
-
-def open_legacy(path: str | os.PathLike) -> sqlite3.Connection:
-    """Open read-only (a URI, so any file name works) and check that it is a sound SQLite file."""
-    file = Path(path)
-    if not file.is_file():
-        raise LegacyError(f"{path}: no such file.")
-    conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise LegacyError(f"{path} is not a readable SQLite database ({exc}).") from None
-    if problems != ["ok"]:
-        conn.close()
-        raise LegacyError(f"{path} is a damaged SQLite database: {'; '.join(problems[:3])}.")
-    return conn
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> dict[str, str]:
-    """The table's column names by their lower-case form; empty when there is no such table."""
-    return {row[1].lower(): row[1] for row in conn.execute(f"PRAGMA table_info({_quote(table)})")}
-
-
-def _id_column(columns: dict[str, str]) -> str:
-    return _quote(columns["id"]) if "id" in columns else "rowid"
-
-
-def _find_table(conn: sqlite3.Connection, given: str | None, usual: tuple[str, ...]) -> str | None:
-    if given == "":
-        return None
-    for name in (given,) if given else usual:
-        if _columns(conn, name):
-            return name
-    if given:
-        raise LegacyError(f"The file has no table {given!r}.")
-    return None
-
-
-def _pick(columns: dict[str, str], names: tuple[str, ...], table: str, *, required: bool = True) -> str | None:
-    for name in names:
-        if name in columns:
-            return columns[name]
-    if required:
-        raise LegacyError(f"Table {table!r} has no {names[0]} column (looked for: {', '.join(names)}).")
-    return None
-
-
-def read_users(conn: sqlite3.Connection, tables: Tables) -> list[LegacyUser]:
-    columns = _columns(conn, tables.users)
-    if not columns:
-        raise LegacyError(f"The file has no table {tables.users!r} of users (see --users-table).")
-    for name in (tables.username, tables.password):
-        if name.lower() not in columns:
-            raise LegacyError(f"Table {tables.users!r} has no column {name!r}.")
-    username, password = _quote(tables.username), _quote(tables.password)
-    ident = _id_column(columns)
-    sql = f"SELECT {ident}, {username}, {password} FROM {_quote(tables.users)} ORDER BY {ident}"
-    return [LegacyUser(*row) for row in conn.execute(sql)]
-
-
-def _split_members(value: object) -> list[object]:
-    """A members cell: a JSON list or comma-separated text, of usernames or user ids."""
-    if isinstance(value, int):
-        return [value]
-    if not isinstance(value, str):
-        return []
-    try:
-        items = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
-    except ValueError:
-        items = value.split(",")
-    members = [item.strip() if isinstance(item, str) else item for item in items if type(item) in (str, int)]
-    return [member for member in members if member != ""]
-
-
-def read_groups(conn: sqlite3.Connection, tables: Tables) -> list[LegacyGroup]:
-    table = _find_table(conn, tables.groups, GROUP_TABLES)
-    if table is None:
-        return []
-    columns = _columns(conn, table)
-    picked = [_pick(columns, names, table, required=key != "members") for key, names in GROUP_COLUMNS.items()]
-    select = ", ".join(_quote(name) if name else "NULL" for name in picked)
-    ident = _id_column(columns)
-    rows = conn.execute(f"SELECT {ident}, {select} FROM {_quote(table)} ORDER BY {ident}")
-    groups = [LegacyGroup(row_id, name, owner, _split_members(members)) for row_id, name, owner, members in rows]
-    _add_joined_members(conn, tables, groups)
-    return groups
-
-
-def _add_joined_members(conn: sqlite3.Connection, tables: Tables, groups: list[LegacyGroup]) -> None:
-    table = _find_table(conn, tables.members, MEMBER_TABLES)
-    if table is None:
-        return
-    columns = _columns(conn, table)
-    group_column, user_column = (_quote(_pick(columns, names, table)) for names in MEMBER_COLUMNS.values())
-    by_ref = {ref: group for group in groups for ref in (group.id, group.name)}
-    for group_ref, user_ref in conn.execute(f"SELECT {group_column}, {user_column} FROM {_quote(table)}"):
-        if group_ref is not None and group_ref in by_ref:
-            by_ref[group_ref].members.append(user_ref)
-
-
-def messages_query(conn: sqlite3.Connection, tables: Tables) -> tuple[str, int] | None:
-    """The SELECT giving LegacyMessage rows, oldest first, and their count; None without a table."""
-    table = _find_table(conn, tables.messages, MESSAGE_TABLES)
-    if table is None:
-        return None
-    columns = _columns(conn, table)
-    required = {"sender", "content"}
-    picked = {key: _pick(columns, names, table, required=key in required) for key, names in MESSAGE_COLUMNS.items()}
-    if not picked["recipient"] and not picked["group"]:
-        raise LegacyError(f"Table {table!r} has neither a recipient nor a group column.")
-    select = ", ".join(_quote(name) if name else "NULL" for name in picked.values())
-    ident = _id_column(columns)
-    order = f"{_quote(picked['time'])}, {ident}" if picked["time"] else ident
-    count = conn.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0]
-    return f"SELECT {ident}, {select} FROM {_quote(table)} ORDER BY {order}", count
-
-
-# Writing ----------------------------------------------------------------------------------
+    images_created: int = 0  # of messages_created
+    images_refused: list[str] = field(default_factory=list)  # "message 17: image refused: <why>"
 
 
 def legacy_import(
-    *, path: str | os.PathLike, dry_run: bool = False, tables: Tables = Tables(), progress: Progress | None = None
+    *, path: str | os.PathLike, dry_run: bool = False, tables: Tables = DEFAULT_TABLES, progress: Progress | None = None
 ) -> ImportReport:
     """Import the legacy file in one transaction (rolled back for a dry run) and say what happened.
 
@@ -255,18 +94,24 @@ def legacy_import(
     if missing := missing_wrapping_hashers():
         raise LegacyError(f"PASSWORD_HASHERS lacks {', '.join(missing)}: imported users could not log in.")
     report = ImportReport(dry_run=dry_run)
-    with closing(open_legacy(path)) as conn:
+    with closing(open_legacy(path)) as conn, tempfile.TemporaryFile() as spill:
+        pictures = _Pictures(spill)
         try:
             candidates = _valid_users(read_users(conn, tables), report)
             groups = read_groups(conn, tables)
             messages = messages_query(conn, tables)
             hashes = _hashes(candidates, dry_run=dry_run, progress=progress)
+            if messages:
+                images = read_messages(conn, messages, images_only=True)
+                _check_images(images, messages.images, pictures=pictures, progress=progress)
             with transaction.atomic():
                 people = _import_users(candidates, hashes, report)
                 chat_groups = _import_groups(groups, people, report)
                 if messages:
-                    rows, total = conn.execute(messages[0]), messages[1]
-                    _import_messages(rows, total, people=people, groups=chat_groups, report=report, progress=progress)
+                    _import_messages(
+                        read_messages(conn, messages), messages.count, people=people, groups=chat_groups,
+                        pictures=pictures, report=report, progress=progress,
+                    )
                 if dry_run:
                     transaction.set_rollback(True)
         except sqlite3.DatabaseError as exc:
@@ -374,26 +219,90 @@ def _import_groups(groups: list[LegacyGroup], people: dict, report: ImportReport
     return imported
 
 
+def _checked(row: LegacyMessage) -> ProcessedImage | ChatError:
+    """The row's picture validated like a new upload: a BLOB is the file itself, text a data URL."""
+    try:
+        raw = row.content if isinstance(row.content, bytes) else decode_data_url(str(row.content))
+        return process_image(raw)
+    except ChatError as exc:
+        return exc
+
+
+def _check_images(rows: Iterator[LegacyMessage], total: int, *, pictures: _Pictures, progress: Progress | None) -> None:
+    """Check the image rows not imported before, a few at a time on every core (Pillow lets go of
+    the GIL while it decodes and encodes), so that few raw images are ever in memory at once."""
+    imported = set(Message.objects.filter(client_id__startswith="legacy:").values_list("client_id", flat=True))
+    workers = os.cpu_count() or 1
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while chunk := list(islice(rows, 2 * workers)):
+            todo = [row for row in chunk if _client_id(row) not in imported]
+            for row, outcome in zip(todo, pool.map(_checked, todo)):
+                pictures.keep(_client_id(row), outcome)
+            done += len(chunk)
+            if progress:
+                progress(done, total, "images")
+
+
+class _Pictures:
+    """Checked images by message client_id: the re-encoded picture, or why it was refused.
+
+    The bytes wait in a temporary file, not in memory: an old chat may hold more image data than
+    fits in RAM. A row _check_images passed over (its client_id was in use) is checked when asked.
+    """
+
+    def __init__(self, spill: IO[bytes]) -> None:
+        self._file = spill
+        self._kept: dict[str, tuple[ProcessedImage, int, int, int]] = {}  # without bytes; where they are
+        self._refused: dict[str, str] = {}
+
+    def keep(self, key: str, outcome: ProcessedImage | ChatError) -> None:
+        if isinstance(outcome, ChatError):
+            self._refused[key] = outcome.detail
+            return
+        offset = self._file.seek(0, os.SEEK_END)
+        self._file.write(outcome.data)
+        self._file.write(outcome.thumbnail)
+        bare = replace(outcome, data=b"", thumbnail=b"")
+        self._kept[key] = (bare, offset, len(outcome.data), len(outcome.thumbnail))
+
+    def refusal(self, row: LegacyMessage) -> str | None:
+        key = _client_id(row)
+        if key not in self._kept and key not in self._refused:
+            self.keep(key, _checked(row))
+        return self._refused.get(key)
+
+    def load(self, key: str) -> ProcessedImage:
+        bare, offset, size, thumbnail_size = self._kept[key]
+        self._file.seek(offset)
+        return replace(bare, data=self._file.read(size), thumbnail=self._file.read(thumbnail_size))
+
+
 def _import_messages(
-    rows: Iterable[tuple], total: int, *, people: dict, groups: dict, report: ImportReport, progress: Progress | None
+    rows: Iterable[LegacyMessage], total: int, *, people: dict, groups: dict, pictures: _Pictures,
+    report: ImportReport, progress: Progress | None,
 ) -> None:
     """Messages are keyed `legacy:<row id>` in `client_id` (unique per sender), so none comes twice."""
     seen = set(Message.objects.filter(client_id__startswith="legacy:").values_list("sender_id", "client_id"))
     newest = _Newest()
     batch: list[Message] = []
     for done, row in enumerate(rows, 1):
-        message = _to_message(LegacyMessage(*row), people, groups, report)
+        message = _to_message(row, people, groups, report)
         if message is not None and (message.sender_id, message.client_id) in seen:
             report.messages_already_imported += 1
-        elif message is not None:
+        elif message is not None and _image_accepted(row, pictures, report):
             batch.append(message)
         if len(batch) >= BATCH:
-            report.messages_created += _save(batch, newest)
+            _save(batch, newest=newest, pictures=pictures, report=report)
             batch = []
         if progress and (done % BATCH == 0 or done == total):
             progress(done, total, "messages")
-    report.messages_created += _save(batch, newest)
+    _save(batch, newest=newest, pictures=pictures, report=report)
     newest.mark_read()
+
+
+def _client_id(row: LegacyMessage) -> str:
+    return f"legacy:{row.id}"
 
 
 def _to_message(row: LegacyMessage, people: dict, groups: dict, report: ImportReport) -> Message | None:
@@ -406,23 +315,19 @@ def _to_message(row: LegacyMessage, people: dict, groups: dict, report: ImportRe
         report.messages_skipped[reason] += 1
         return None
     return Message(
-        sender=sender,
-        recipient=recipient,
-        group=group,
-        text=row.content,
-        client_id=f"legacy:{row.id}",
-        created=_parse_time(row.time) or timezone.now(),
+        sender=sender, recipient=recipient, group=group, text="" if row.is_image else row.content,
+        is_image=bool(row.is_image), client_id=_client_id(row), created=legacy_time(row.time) or timezone.now(),
     )
 
 
 def _skip_reason(row: LegacyMessage, *, sender, target, is_group: bool) -> str | None:
     """Why a row is not imported; the text rules are those of a message sent live."""
-    if _truthy(row.is_image) or isinstance(row.content, bytes):
-        return IMAGES_SKIPPED
     if sender is None:
         return "sender not imported"
     if target is None:
         return "group not imported" if is_group else "recipient not imported"
+    if row.is_image:
+        return None  # its picture is judged by _image_accepted
     if not isinstance(row.content, str) or not row.content.strip():
         return "empty"
     if len(row.content) > settings.CHAT_MAX_TEXT_LENGTH:
@@ -430,29 +335,23 @@ def _skip_reason(row: LegacyMessage, *, sender, target, is_group: bool) -> str |
     return None
 
 
-def _truthy(value: object) -> bool:
-    return value is not None and str(value).strip().lower() in {"1", "true", "yes"}
+def _image_accepted(row: LegacyMessage, pictures: _Pictures, report: ImportReport) -> bool:
+    """True for a text row, and for an image row whose picture passed process_image."""
+    refusal = pictures.refusal(row) if row.is_image else None
+    if refusal is not None:
+        report.images_refused.append(f"message {row.id}: image refused: {refusal}")
+    return refusal is None
 
 
-def _parse_time(value: object) -> datetime | None:
-    """Epoch seconds (or milliseconds), or ISO 8601 text; a time without a zone is UTC."""
-    try:
-        if isinstance(value, int | float):
-            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=UTC)
-        if isinstance(value, str):
-            moment = datetime.fromisoformat(value.strip())
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError):
-        pass
-    return None
-
-
-def _save(batch: list[Message], newest: _Newest) -> int:
+def _save(batch: list[Message], *, newest: _Newest, pictures: _Pictures, report: ImportReport) -> None:
     with _keeping_times():
         Message.objects.bulk_create(batch)
     for message in batch:
         newest.note(message)
-    return len(batch)
+        if message.is_image:
+            image_store(message=message, picture=pictures.load(message.client_id))
+            report.images_created += 1
+    report.messages_created += len(batch)
 
 
 @contextmanager
@@ -504,3 +403,4 @@ class _Newest:
                 moved.append(marker)
         ReadMarker.objects.bulk_create(new, batch_size=BATCH)
         ReadMarker.objects.bulk_update(moved, ["last_read_id"], batch_size=100)
+

@@ -1,10 +1,13 @@
 """manage.py import_legacy: people of the original Flask app keep their accounts, groups and messages.
 
 hamlet and othello have werkzeug `sha256$` hashes (othello's password is not ASCII), cassio a
-`pbkdf2:sha256:` one; all are made by werkzeug 2.2 itself.
+`pbkdf2:sha256:` one; all are made by werkzeug 2.2 itself. Images are made by Pillow.
 """
 
+import base64
+import io
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from io import StringIO
 
@@ -14,6 +17,7 @@ from django.contrib.auth.hashers import Argon2PasswordHasher, check_password
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.test import Client
+from PIL import Image as Pil
 from werkzeug.security import generate_password_hash
 
 import accounts.legacy
@@ -27,7 +31,8 @@ from accounts.hashers import (
 )
 from groups.models import ChatGroup
 from messaging import events
-from messaging.models import Message, ReadMarker
+from messaging.images import process_image
+from messaging.models import Image, Message, ReadMarker
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -255,7 +260,7 @@ def test_messages_come_once_with_their_time_and_without_live_events(legacy, monk
     assert (group.sender.username, group.group.name, group.client_id) == ("othello", "Elsinore", "legacy:2")
     assert private.created == datetime(2019, 5, 1, 10, 0, tzinfo=UTC)
     assert Message._meta.get_field("created").auto_now_add  # back on for messages sent live
-    assert "Skipped, images not supported by this importer yet: 1" in output
+    assert "Skipped message 3: image refused: This is not a PNG, JPEG, GIF or WebP image." in output
     # Old history is read history: no unread badges for it.
     assert ReadMarker.objects.get(user__username="othello", peer__username="hamlet").last_read_id == private.pk
     assert ReadMarker.objects.get(user__username="hamlet", group=group.group).last_read_id == group.pk
@@ -294,3 +299,103 @@ def test_progress_goes_to_stderr_when_asked(legacy):
     call_command("import_legacy", str(legacy), "--progress", stdout=StringIO(), stderr=shown)
     assert quiet.getvalue() == ""
     assert "] 3/3 passwords" in shown.getvalue() and "] 4/4 messages\n" in shown.getvalue()
+    assert "] 1/1 images\n" in shown.getvalue()
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Pil.new("RGB", (64, 48), (220, 40, 90)).save(out, "PNG")
+    return out.getvalue()
+
+
+def jpeg_with_gps() -> bytes:
+    image = Pil.new("RGB", (80, 60), (10, 120, 200))
+    exif = image.getexif()
+    exif[0x010F] = "SpyCam"  # Make
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (48.0, 51.0, 29.0), "E", (2.0, 17.0, 40.0)
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect width="10" height="10"/></svg>'
+
+
+@pytest.fixture
+def legacy_images(tmp_path):
+    """Message 15 is a PNG BLOB (a BLOB is an image whatever is_image says), 16 a JPEG with GPS
+    as data-URL text, 17 an SVG BLOB, 18 plain text."""
+    path = make_legacy(
+        tmp_path / "chat.db",
+        sql="CREATE TABLE message (id INTEGER PRIMARY KEY, sender, recipient, content, is_image, time);",
+    )
+    jpeg_url = "data:image/jpeg;base64," + base64.b64encode(jpeg_with_gps()).decode()
+    rows = [
+        (15, "hamlet", "othello", png(), 0),
+        (16, "othello", "hamlet", jpeg_url, 1),
+        (17, "hamlet", "othello", SVG, 1),
+        (18, "othello", "hamlet", "Who's there?", 0),
+    ]
+    with closing(sqlite3.connect(path)) as db, db:
+        db.executemany("INSERT INTO message VALUES (?, ?, ?, ?, ?, '2019-05-01 10:00:00')", rows)
+    return path
+
+
+def stored_image(client_id: str) -> Image:
+    return Image.objects.get(message__client_id=client_id)
+
+
+def test_images_come_as_image_messages_checked_like_new_uploads(legacy_images):
+    run_import(legacy_images)
+    assert list(Message.objects.values_list("client_id", "is_image", "text")) == [
+        ("legacy:15", True, ""),
+        ("legacy:16", True, ""),
+        ("legacy:18", False, "Who's there?"),
+    ]
+    png_image, jpeg_image = stored_image("legacy:15"), stored_image("legacy:16")
+    assert (png_image.content_type, png_image.width, png_image.height) == ("image/png", 64, 48)
+    assert (jpeg_image.content_type, jpeg_image.width, jpeg_image.height) == ("image/jpeg", 80, 60)
+    assert Pil.open(io.BytesIO(bytes(png_image.thumbnail))).format == "WEBP"
+
+
+def test_exif_and_gps_are_gone_from_imported_images(legacy_images):
+    assert Pil.open(io.BytesIO(jpeg_with_gps())).getexif().get_ifd(0x8825)
+    run_import(legacy_images)
+    stored = bytes(stored_image("legacy:16").data)
+    assert b"Exif" not in stored and b"SpyCam" not in stored
+    assert not Pil.open(io.BytesIO(stored)).getexif()
+
+
+def test_a_refused_image_is_reported_with_its_reason_and_skipped_alone(legacy_images):
+    output = run_import(legacy_images)
+    assert "Messages: 3 created, 0 already imported, 1 skipped." in output
+    assert "  Images: 2 created, 1 refused." in output
+    assert "  Skipped message 17: image refused: This file holds markup or script besides the image" in output
+    assert not Message.objects.filter(client_id="legacy:17").exists()
+    assert Image.objects.count() == 2
+
+
+def test_a_second_run_adds_no_image_and_checks_only_the_refused_one_again(legacy_images, monkeypatch):
+    run_import(legacy_images)
+    checked = []
+    monkeypatch.setattr(accounts.legacy, "process_image", lambda raw: checked.append(raw) or process_image(raw))
+    output = run_import(legacy_images)
+    assert "Messages: 0 created, 3 already imported, 1 skipped." in output
+    assert "Skipped message 17: image refused" in output
+    assert (Message.objects.count(), Image.objects.count()) == (3, 2)
+    assert checked == [SVG]
+
+
+def test_an_image_comes_even_when_someone_here_used_its_client_id(legacy_images):
+    carol = make_user("carol")
+    Message.objects.create(sender=carol, recipient=carol, text="mine", client_id="legacy:15")
+    run_import(legacy_images)
+    assert stored_image("legacy:15").message.sender.username == "hamlet"
+
+
+def test_the_dry_run_checks_images_and_stores_none(legacy_images):
+    output = run_import(legacy_images, dry_run=True)
+    assert "  Images: 2 would be created, 1 refused." in output
+    assert "Skipped message 17: image refused" in output
+    assert not Message.objects.exists() and not Image.objects.exists()

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
-from accounts.legacy import ImportReport, LegacyError, Tables, legacy_import
+from accounts.legacy import ImportReport, legacy_import
+from accounts.legacy_reader import LegacyError, Tables
 
 
 class ProgressBar:
@@ -81,7 +82,10 @@ def report_lines(report: ImportReport) -> list[str]:
         lines.append(f"  {report.members_dropped} membership(s) left out: the member was not imported.")
     lines.append(
         f"Messages: {report.messages_created} {done}, {report.messages_already_imported} already imported, "
-        f"{sum(report.messages_skipped.values())} skipped."
+        f"{sum(report.messages_skipped.values()) + len(report.images_refused)} skipped."
     )
+    if report.images_created or report.images_refused:
+        lines.append(f"  Images: {report.images_created} {done}, {len(report.images_refused)} refused.")
     lines += [f"  Skipped, {reason}: {count}" for reason, count in sorted(report.messages_skipped.items())]
+    lines += [f"  Skipped {refusal}" for refusal in report.images_refused]
     return lines
