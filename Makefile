@@ -8,7 +8,7 @@ PORT ?= 8000
 # oversized message gets a clear error instead of a dead socket.
 WS_MAX := 16777216
 
-.PHONY: run test test-postgres screenshots setup browser-deps clean
+.PHONY: run test test-postgres screenshots setup browser-deps clean bench
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ screenshots: setup browser-deps
 # The action and protocol suites again on PostgreSQL (skipped without a server unless REQUIRE_SERVICES=1).
 test-postgres: setup
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test $(PY) -m pytest -q -p no:cacheprovider tests/test_ws_protocol.py tests/test_actions.py -k "not redis"
+
+# Load benchmark of bench/README.md: starts its own servers on a fresh database in bench/results/,
+# prints a table of figures and writes results.json and latency PNGs there (about 5 minutes).
+bench: setup
+	$(PY) -m pip install -q -r requirements-bench.txt
+	$(PY) -m bench.run
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3* test_db.sqlite3*

@@ -121,6 +121,8 @@ else:
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "accounts.hashers.PBKDF2WrappedWerkzeugSHA256PasswordHasher",
+    "accounts.hashers.PBKDF2WrappedWerkzeugPBKDF2SHA256PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
