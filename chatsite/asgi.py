@@ -15,7 +15,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chatsite import fastwrite  # noqa: E402
 from chatsite.routing import websocket_urlpatterns  # noqa: E402
+
+fastwrite.install()  # Daphne runs on Twisted: see chatsite/fastwrite.py
 
 application = ProtocolTypeRouter(
     {

@@ -37,9 +37,11 @@ def message_send(
     """Store a message and fan it out on commit. Returns (message, created).
 
     With a `client_id` this user already used, nothing is stored or published: the
-    stored message is returned with created=False, so the caller re-sends its echo.
+    stored message is returned with created=False, so the caller re-sends its echo. For
+    text the database's unique constraint finds the repeat (no lookup on the hot path); an
+    image is looked up first, so a repeat is not decoded again.
     """
-    if client_id:
+    if client_id and is_image:
         existing = _find_by_client_id(sender, client_id)
         if existing is not None:
             return existing, False
@@ -61,7 +63,7 @@ def message_send(
                 image_store(message=message, picture=picture)
             _publish_message(message)
     except IntegrityError:
-        # The same ClientId raced in from another tab: the first one won.
+        # This ClientId is stored already (a retry, or the same message from another tab).
         existing = _find_by_client_id(sender, client_id) if client_id else None
         if existing is None:
             raise

@@ -59,9 +59,8 @@ def _store(batch: list[dict[str, Any]]) -> tuple[list[Any], list[events.Event]]:
         outcomes: list[Any] = []
         with transaction.atomic():
             for kwargs in batch:
-                try:
-                    with transaction.atomic():
-                        outcomes.append(actions.message_send(**kwargs))
+                try:  # message_send writes in a savepoint of its own, and refuses before writing
+                    outcomes.append(actions.message_send(**kwargs))
                 except ChatError as error:
                     outcomes.append(error)
         return outcomes
