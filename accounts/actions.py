@@ -66,8 +66,9 @@ def user_mute(*, actor: AbstractBaseUser, user: AbstractBaseUser, duration: time
     until = timezone.now() + duration
     with transaction.atomic():
         mute, _ = Mute.objects.update_or_create(user=user, defaults={"until": until, "reason": reason})
-        audit_record(actor=actor, action="mute", target=f"user {user.username} until {until:%Y-%m-%d %H:%M} UTC",
-                     reason=reason)
+        audit_record(
+            actor=actor, action="mute", target=f"user {user.username} until {until:%Y-%m-%d %H:%M} UTC", reason=reason
+        )
     return mute
 
 

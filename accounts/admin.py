@@ -4,7 +4,11 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts import actions
 from accounts.models import AuditEntry
-from chatsite.admin_actions import ModerationMixin, moderation_action
+from chatsite.admin_actions import (
+    ModerationMixin,
+    ReadOnlyAdminMixin,
+    moderation_action,
+)
 from chatsite.errors import ChatError
 
 User = get_user_model()
@@ -29,8 +33,9 @@ class UserAdmin(ModerationMixin, DjangoUserAdmin):
     actions = [
         moderation_action(name="ban", description="Ban (deactivate) selected users", apply=_each(actions.user_ban)),
         moderation_action(name="unban", description="Unban selected users", apply=_each(actions.user_unban)),
-        moderation_action(name="mute", description="Mute selected users", apply=_each(actions.user_mute),
-                          with_duration=True),
+        moderation_action(
+            name="mute", description="Mute selected users", apply=_each(actions.user_mute), with_duration=True
+        ),
         moderation_action(name="unmute", description="Unmute selected users", apply=_each(actions.user_unmute)),
     ]
 
@@ -52,7 +57,7 @@ class UserAdmin(ModerationMixin, DjangoUserAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: the log is written by the moderation actions and never edited."""
 
     list_display = ("created", "actor", "action", "target", "reason")
@@ -60,12 +65,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
     search_fields = ("target", "reason", "actor__username")
     date_hierarchy = "created"
     list_select_related = ("actor",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

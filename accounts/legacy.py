@@ -109,8 +109,13 @@ def legacy_import(
                 chat_groups = _import_groups(groups, people, report)
                 if messages:
                     _import_messages(
-                        read_messages(conn, messages), messages.count, people=people, groups=chat_groups,
-                        pictures=pictures, report=report, progress=progress,
+                        read_messages(conn, messages),
+                        messages.count,
+                        people=people,
+                        groups=chat_groups,
+                        pictures=pictures,
+                        report=report,
+                        progress=progress,
                     )
                 if dry_run:
                     transaction.set_rollback(True)
@@ -279,8 +284,14 @@ class _Pictures:
 
 
 def _import_messages(
-    rows: Iterable[LegacyMessage], total: int, *, people: dict, groups: dict, pictures: _Pictures,
-    report: ImportReport, progress: Progress | None,
+    rows: Iterable[LegacyMessage],
+    total: int,
+    *,
+    people: dict,
+    groups: dict,
+    pictures: _Pictures,
+    report: ImportReport,
+    progress: Progress | None,
 ) -> None:
     """Messages are keyed `legacy:<row id>` in `client_id` (unique per sender), so none comes twice."""
     seen = set(Message.objects.filter(client_id__startswith="legacy:").values_list("sender_id", "client_id"))
@@ -315,8 +326,13 @@ def _to_message(row: LegacyMessage, people: dict, groups: dict, report: ImportRe
         report.messages_skipped[reason] += 1
         return None
     return Message(
-        sender=sender, recipient=recipient, group=group, text="" if row.is_image else row.content,
-        is_image=bool(row.is_image), client_id=_client_id(row), created=legacy_time(row.time) or timezone.now(),
+        sender=sender,
+        recipient=recipient,
+        group=group,
+        text="" if row.is_image else row.content,
+        is_image=bool(row.is_image),
+        client_id=_client_id(row),
+        created=legacy_time(row.time) or timezone.now(),
     )
 
 
@@ -403,4 +419,3 @@ class _Newest:
                 moved.append(marker)
         ReadMarker.objects.bulk_create(new, batch_size=BATCH)
         ReadMarker.objects.bulk_update(moved, ["last_read_id"], batch_size=100)
-

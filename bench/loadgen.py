@@ -50,6 +50,7 @@ def now_ns() -> int:
 
 # ---- process figures read from /proc (the server's pid is given on the command line) ----------
 
+
 def rss_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak) of a process, in KiB."""
     fields = {}
@@ -111,6 +112,7 @@ class CpuMeter:
 
 # ---- statistics ---------------------------------------------------------------------------------
 
+
 def percentile(ordered: list[float], p: float) -> float | None:
     """Nearest-rank percentile of an already sorted list."""
     if not ordered:
@@ -171,6 +173,7 @@ REC = Recorder()
 
 # ---- HTTP login, like a browser --------------------------------------------------------------
 
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Keep the 302 of a successful login visible instead of fetching the chat page."""
 
@@ -220,6 +223,7 @@ async def login_all(urls: list[str], usernames: list[str], password: str, concur
 
 # ---- WebSocket clients -----------------------------------------------------------------------
 
+
 class Client:
     """One browser tab: a socket that reads everything it gets; senders also track their echoes."""
 
@@ -239,7 +243,11 @@ class Client:
             base_url.replace("http://", "ws://") + "/ws/chat/",
             origin=base_url,
             additional_headers={"Cookie": f"sessionid={session}"},
-            proxy=None, ping_interval=None, max_size=None, open_timeout=60, close_timeout=2,
+            proxy=None,
+            ping_interval=None,
+            max_size=None,
+            open_timeout=60,
+            close_timeout=2,
         )
         t1 = now_ns()
         self.reader = asyncio.create_task(self._read())
@@ -286,8 +294,12 @@ class Client:
         if REC.in_window(sent):
             REC.window_sent += 1
         frame = {
-            "Type": "Send", "Chat": chat, "To": to, "is_image": 0,
-            "Content": f"{PREFIX}{self.index} {self.seq} {sent}", "ClientId": f"{run_id}-{self.index}-{self.seq}",
+            "Type": "Send",
+            "Chat": chat,
+            "To": to,
+            "is_image": 0,
+            "Content": f"{PREFIX}{self.index} {self.seq} {sent}",
+            "ClientId": f"{run_id}-{self.index}-{self.seq}",
         }
         await self.ws.send(json.dumps(frame))
 
@@ -356,6 +368,7 @@ async def quiesce(quiet_s: float, timeout: float) -> float:
 
 # ---- senders -----------------------------------------------------------------------------------
 
+
 async def send_max(client: Client, chat: str, to: str, run_id: str, stop_ns: int, window: int) -> int:
     """Send as fast as the server echoes: at most `window` of this sender's messages in flight."""
     client.inflight = asyncio.Semaphore(window)
@@ -372,7 +385,9 @@ async def send_max(client: Client, chat: str, to: str, run_id: str, stop_ns: int
     return stalls
 
 
-async def send_paced(client: Client, chat: str, to: str, run_id: str, first_ns: int, period_ns: int, stop_ns: int) -> int:
+async def send_paced(
+    client: Client, chat: str, to: str, run_id: str, first_ns: int, period_ns: int, stop_ns: int
+) -> int:
     """Send one message every `period_ns` on a fixed schedule; returns how late we ever were (µs)."""
     due, worst_late = first_ns, 0
     while due < stop_ns:
@@ -407,8 +422,10 @@ async def run_phase(
     start = now_ns() + int(phase.warmup_s * NS)
     end = start + int(phase.window_s * NS)
     REC.open_window(start, end)
-    tasks = [asyncio.create_task(_sender(phase, client, to, i, len(sends), chat, run_id, end, fanout, inflight))
-             for i, (client, to) in enumerate(sends)]
+    tasks = [
+        asyncio.create_task(_sender(phase, client, to, i, len(sends), chat, run_id, end, fanout, inflight))
+        for i, (client, to) in enumerate(sends)
+    ]
     await asyncio.sleep(max(0, start - now_ns()) / NS)
     received0 = REC.received
     meter.start()
@@ -419,8 +436,9 @@ async def run_phase(
     return _phase_result(phase, (received1 - received0) / phase.window_s, fanout, cpu, drain, sender_results)
 
 
-def _sender(phase: Phase, client: Client, to: str, i: int, n: int, chat: str, run_id: str, end: int,
-            fanout: int, inflight: int) -> Awaitable[int]:
+def _sender(
+    phase: Phase, client: Client, to: str, i: int, n: int, chat: str, run_id: str, end: int, fanout: int, inflight: int
+) -> Awaitable[int]:
     if phase.target is None:
         return send_max(client, chat, to, run_id, end, inflight)
     period = int(NS * n * fanout / phase.target)  # messages/s in all = target / fanout, spread over n senders
@@ -460,6 +478,7 @@ def _phase_result(phase: Phase, rate: float, fanout: int, cpu: dict, drain_s: fl
 
 # ---- workloads ---------------------------------------------------------------------------------
 
+
 async def workload_fanout(args: argparse.Namespace) -> dict[str, Any]:
     """A / C: `members` sockets in one group, `senders` of them sending; phases from --phases."""
     sessions = json.loads(Path(args.sessions).read_text())
@@ -473,13 +492,21 @@ async def workload_fanout(args: argparse.Namespace) -> dict[str, Any]:
         phase = Phase(name, target, args.warmup, args.window)
         sends = [(client, args.group) for client in members[: args.senders]]
         phases[name] = await run_phase(phase, sends, "Group", args.members, meter, args.inflight)
-        print(f"  {args.label} {name}: {phases[name]['deliveries_per_s']:.0f} deliveries/s, "
-              f"p99 {phases[name]['p99_ms']} ms", flush=True)
+        print(
+            f"  {args.label} {name}: {phases[name]['deliveries_per_s']:.0f} deliveries/s, "
+            f"p99 {phases[name]['p99_ms']} ms",
+            flush=True,
+        )
         await quiesce(0.5, timeout=20)
     for client in members:
         client.abort()
-    return {"connect": connect_stats, "settle_s": settle, "phases": phases,
-            "rss_kib": [rss_kib(pid) for pid in args.pids], "frames_received": REC.frames}
+    return {
+        "connect": connect_stats,
+        "settle_s": settle,
+        "phases": phases,
+        "rss_kib": [rss_kib(pid) for pid in args.pids],
+        "frames_received": REC.frames,
+    }
 
 
 async def workload_idle(args: argparse.Namespace) -> dict[str, Any]:
@@ -502,10 +529,14 @@ async def workload_idle(args: argparse.Namespace) -> dict[str, Any]:
     per_socket = (rss_after["VmRSS"] - rss_before["VmRSS"]) / max(connect_stats["sockets"], 1)
     chat = await _chat(chatters, meter, args)
     result = {
-        "connect": connect_stats, "settle_after_connect_s": settle, "settled": settle < args.settle_timeout,
+        "connect": connect_stats,
+        "settle_after_connect_s": settle,
+        "settled": settle < args.settle_timeout,
         "presence_frames": REC.presence - presence0,
         "still_open": sum(c.ready.is_set() and not c.closed for c in idle),
-        "rss_before_kib": rss_before, "rss_after_kib": rss_after, "rss_per_socket_kib": round(per_socket, 2),
+        "rss_before_kib": rss_before,
+        "rss_after_kib": rss_after,
+        "rss_per_socket_kib": round(per_socket, 2),
         "chat": chat,
     }
     for client in idle + chatters:
@@ -525,6 +556,7 @@ async def _chat(chatters: list[Client], meter: CpuMeter, args: argparse.Namespac
 
 
 # ---- command line ------------------------------------------------------------------------------
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -562,7 +594,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         Path(args.sessions).write_text(json.dumps(sessions))
         return {"users": len(sessions), "seconds": round(time.monotonic() - t0, 1)}
     runners: dict[str, Callable[[argparse.Namespace], Awaitable[dict]]] = {
-        "fanout": workload_fanout, "idle": workload_idle,
+        "fanout": workload_fanout,
+        "idle": workload_idle,
     }
     return await runners[args.command](args)
 

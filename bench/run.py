@@ -59,17 +59,20 @@ class Config:
 
 # ---- the database -------------------------------------------------------------------------------
 
+
 def base_env() -> dict[str, str]:
     """The server's environment: the bench database, loopback hosts, the rate limit out of the way."""
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-        "DATABASE_URL": f"sqlite:///{DB_PATH}",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CHAT_RATE_PER_SECOND": "100000",
-        "CHAT_RATE_BURST": "100000",
-        "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+            "DATABASE_URL": f"sqlite:///{DB_PATH}",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "CHAT_RATE_PER_SECOND": "100000",
+            "CHAT_RATE_BURST": "100000",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     return env
 
 
@@ -80,8 +83,9 @@ def fresh_database() -> None:
         for path in RESULTS.glob(pattern):  # nothing of an earlier run may pass for this one's
             path.unlink()
     env = base_env()
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env,
-                   check=True, timeout=180)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=180
+    )
     os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "ALLOWED_HOSTS")})
     sys.path.insert(0, str(ROOT))
     import django
@@ -120,6 +124,7 @@ def reset_presence() -> None:
 
 # ---- servers and the load generator ------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -157,12 +162,24 @@ class Server:
         return self.process.pid  # taskset execs the command: the same pid
 
     def __enter__(self) -> "Server":
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                   "--websocket-max-message-size", WS_MAX, "--websocket-max-frame-size", WS_MAX,
-                   "chatsite.asgi:application"]
+        command = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "--websocket-max-message-size",
+            WS_MAX,
+            "--websocket-max-frame-size",
+            WS_MAX,
+            "chatsite.asgi:application",
+        ]
         with open(RESULTS / f"daphne-{self.label}.log", "wb") as log:
-            self.process = subprocess.Popen(pinned(self.cpus, command), cwd=ROOT, env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                pinned(self.cpus, command), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         try:
             wait_for_port(self.port)
         except BaseException:
@@ -184,26 +201,56 @@ class Server:
 def loadgen(command: str, servers: list[Server], cpus: str | None, timeout: float, *args: str) -> dict[str, Any]:
     """Run bench.loadgen in its own process (its own core) and return the JSON it wrote."""
     out = RESULTS / f"loadgen-{command}-{'-'.join(s.label for s in servers)}.json"
-    argv = [sys.executable, "-m", "bench.loadgen", command, "--out", str(out), "--sessions", str(SESSIONS),
-            "--urls", ",".join(s.url for s in servers), "--pids", ",".join(str(s.pid) for s in servers), *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        command,
+        "--out",
+        str(out),
+        "--sessions",
+        str(SESSIONS),
+        "--urls",
+        ",".join(s.url for s in servers),
+        "--pids",
+        ",".join(str(s.pid) for s in servers),
+        *args,
+    ]
     subprocess.run(pinned(cpus, argv), cwd=ROOT, env=base_env(), check=True, timeout=timeout)
     return json.loads(out.read_text())
 
 
 # ---- the workloads -----------------------------------------------------------------------------
 
+
 def login_everyone(names: list[str]) -> dict[str, Any]:
     """Log every user in once over HTTP. Set-up, not measured: two unpinned servers share the hashing."""
     env = base_env()
     with Server(None, env, "login-1") as one, Server(None, env, "login-2") as two:
-        return loadgen("login", [one, two], None, 600, "--users", ",".join(names), "--password", PASSWORD,
-                       "--concurrency", "4")
+        return loadgen(
+            "login", [one, two], None, 600, "--users", ",".join(names), "--password", PASSWORD, "--concurrency", "4"
+        )
 
 
 def fanout_args(config: Config, label: str, phases: str) -> list[str]:
-    return ["--label", label, "--members", str(config.members), "--senders", str(config.senders),
-            "--group", GROUP, "--user-prefix", PREFIX, "--phases", phases,
-            "--window", str(config.window), "--warmup", str(config.warmup)]
+    return [
+        "--label",
+        label,
+        "--members",
+        str(config.members),
+        "--senders",
+        str(config.senders),
+        "--group",
+        GROUP,
+        "--user-prefix",
+        PREFIX,
+        "--phases",
+        phases,
+        "--window",
+        str(config.window),
+        "--warmup",
+        str(config.warmup),
+    ]
 
 
 def workload_a(config: Config) -> dict[str, Any]:
@@ -217,8 +264,18 @@ def workload_b(config: Config) -> dict[str, Any]:
     reset_presence()
     server_cpu, client_cpu = ("0", "1") if config.pin else (None, None)
     with Server(server_cpu, base_env(), "B") as server:
-        return loadgen("idle", [server], client_cpu, 300, "--idle", str(config.idle), "--user-prefix", PREFIX,
-                       "--chatters", ",".join(CHATTERS))
+        return loadgen(
+            "idle",
+            [server],
+            client_cpu,
+            300,
+            "--idle",
+            str(config.idle),
+            "--user-prefix",
+            PREFIX,
+            "--chatters",
+            ",".join(CHATTERS),
+        )
 
 
 def workload_c(config: Config) -> dict[str, Any]:
@@ -236,6 +293,7 @@ def workload_c(config: Config) -> dict[str, Any]:
 
 # ---- the report ----------------------------------------------------------------------------------
 
+
 def fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
@@ -247,10 +305,17 @@ def met(ok: bool | None) -> str:
 def rows_a(a: dict) -> list[list[str]]:
     phases = a["phases"]
     top = phases["max"]
-    rows = [["A", "max deliveries/s (1 process)", fmt(top["deliveries_per_s"], 0), ">= 60,000",
-             met(top["deliveries_per_s"] >= TARGETS["A_max"])],
-            ["A", "  latency at max p50/p95/p99 ms", _pcts(top), "", ""],
-            ["A", "  CPU at max: server / loadgen / other %", _cpu(top), "", ""]]
+    rows = [
+        [
+            "A",
+            "max deliveries/s (1 process)",
+            fmt(top["deliveries_per_s"], 0),
+            ">= 60,000",
+            met(top["deliveries_per_s"] >= TARGETS["A_max"]),
+        ],
+        ["A", "  latency at max p50/p95/p99 ms", _pcts(top), "", ""],
+        ["A", "  CPU at max: server / loadgen / other %", _cpu(top), "", ""],
+    ]
     for rate, key in (("1000", "A_p99_1000"), ("10000", "A_p99_10000")):
         rows += _paced_rows("A", f"{int(rate):,}", phases[rate], TARGETS[key])
     return rows
@@ -272,29 +337,72 @@ def _paced_rows(workload: str, label: str, phase: dict, p99_target: float) -> li
     reached = phase["reached"]
     rate_note = "" if reached else "  RATE NOT REACHED"
     ok = reached and phase["p99_ms"] is not None and phase["p99_ms"] <= p99_target
-    return [[workload, f"at {label}/s: achieved deliveries/s", fmt(phase["deliveries_per_s"], 0) + rate_note,
-             label, met(reached)],
-            [workload, f"at {label}/s: p50/p95/p99 ms", _pcts(phase), f"p99 <= {p99_target:g}", met(ok)]]
+    return [
+        [
+            workload,
+            f"at {label}/s: achieved deliveries/s",
+            fmt(phase["deliveries_per_s"], 0) + rate_note,
+            label,
+            met(reached),
+        ],
+        [workload, f"at {label}/s: p50/p95/p99 ms", _pcts(phase), f"p99 <= {p99_target:g}", met(ok)],
+    ]
 
 
 def rows_b(b: dict) -> list[list[str]]:
     connect, chat = b["connect"], b["chat"]
     return [
-        ["B", "RSS per idle socket KiB", fmt(b["rss_per_socket_kib"]), "<= 30",
-         met(b["rss_per_socket_kib"] <= TARGETS["B_rss"])],
-        ["B", "  RSS before / after MiB", f"{b['rss_before_kib']['VmRSS'] / 1024:.1f} / "
-         f"{b['rss_after_kib']['VmRSS'] / 1024:.1f}", "", ""],
-        ["B", f"connect {connect['requested']:,} sockets: opened / s", f"{connect['sockets']:,} / "
-         f"{fmt(connect['total_s'])}" + _gave_up(connect), "", ""],
-        ["B", "  handshake p50/p99 ms", f"{fmt(connect['handshake']['p50_ms'])} / {fmt(connect['handshake']['p99_ms'])}", "", ""],
-        ["B", "  handshake to State p50/p99 ms",
-         f"{fmt(connect['until_state']['p50_ms'])} / {fmt(connect['until_state']['p99_ms'])}", "", ""],
-        ["B", "  presence frames / settle s", f"{b['presence_frames']:,} / {b['settle_after_connect_s']}"
-         + ("" if b["settled"] else "  (STILL BUSY)"), "", ""],
+        [
+            "B",
+            "RSS per idle socket KiB",
+            fmt(b["rss_per_socket_kib"]),
+            "<= 30",
+            met(b["rss_per_socket_kib"] <= TARGETS["B_rss"]),
+        ],
+        [
+            "B",
+            "  RSS before / after MiB",
+            f"{b['rss_before_kib']['VmRSS'] / 1024:.1f} / {b['rss_after_kib']['VmRSS'] / 1024:.1f}",
+            "",
+            "",
+        ],
+        [
+            "B",
+            f"connect {connect['requested']:,} sockets: opened / s",
+            f"{connect['sockets']:,} / {fmt(connect['total_s'])}" + _gave_up(connect),
+            "",
+            "",
+        ],
+        [
+            "B",
+            "  handshake p50/p99 ms",
+            f"{fmt(connect['handshake']['p50_ms'])} / {fmt(connect['handshake']['p99_ms'])}",
+            "",
+            "",
+        ],
+        [
+            "B",
+            "  handshake to State p50/p99 ms",
+            f"{fmt(connect['until_state']['p50_ms'])} / {fmt(connect['until_state']['p99_ms'])}",
+            "",
+            "",
+        ],
+        [
+            "B",
+            "  presence frames / settle s",
+            f"{b['presence_frames']:,} / {b['settle_after_connect_s']}" + ("" if b["settled"] else "  (STILL BUSY)"),
+            "",
+            "",
+        ],
         ["B", "  server CPU while connecting %", _cpu(connect["cpu"]), "", ""],
         ["B", "chat (2 users, 20 msg/s) p50/p99 ms", f"{fmt(chat['p50_ms'], 2)} / {fmt(chat['p99_ms'], 2)}", "", ""],
-        ["B", "  chat deliveries lost", f"{chat['lost_deliveries']} of {chat['window_messages'] * 2}", "0",
-         met(chat["lost_deliveries"] == 0)],
+        [
+            "B",
+            "  chat deliveries lost",
+            f"{chat['lost_deliveries']} of {chat['window_messages'] * 2}",
+            "0",
+            met(chat["lost_deliveries"] == 0),
+        ],
     ]
 
 
@@ -319,9 +427,20 @@ def rows_c(c: dict, a: dict | None) -> list[list[str]]:
         ["C", "max deliveries/s (2 processes, Redis)", fmt(top["deliveries_per_s"], 0), "", ""],
         ["C", "  latency at max p50/p95/p99 ms", _pcts(top), "", ""],
         ["C", "  CPU: servers / loadgen / other %", _cpu(top), "", ""],
-        ["C", "ratio to A (1 process)", fmt(ratio, 2), ">= 1.7", met(None if ratio is None else ratio >= TARGETS["C_ratio"])],
-        ["C", "  deliveries per server CPU-s: A / C", f"{fmt(per_cpu_second(a_top), 0) if a_top else 'n/a'} / "
-         f"{fmt(per_cpu_second(top), 0)}", "", ""],
+        [
+            "C",
+            "ratio to A (1 process)",
+            fmt(ratio, 2),
+            ">= 1.7",
+            met(None if ratio is None else ratio >= TARGETS["C_ratio"]),
+        ],
+        [
+            "C",
+            "  deliveries per server CPU-s: A / C",
+            f"{fmt(per_cpu_second(a_top), 0) if a_top else 'n/a'} / {fmt(per_cpu_second(top), 0)}",
+            "",
+            "",
+        ],
         ["C", "  ratio if each server had a full core", fmt(projected, 2), "", ""],
     ]
 
@@ -344,8 +463,11 @@ def table(results: dict[str, Any]) -> list[list[str]]:
 def noise_warnings(results: dict[str, Any]) -> list[str]:
     """Measured windows in which other processes took a real share of the server's core(s)."""
     pinned = results["meta"]["pinned"]
-    windows = [(f"{key} {name}", phase) for key in ("A", "C")
-               for name, phase in ((results.get(key) or {}).get("phases") or {}).items()]
+    windows = [
+        (f"{key} {name}", phase)
+        for key in ("A", "C")
+        for name, phase in ((results.get(key) or {}).get("phases") or {}).items()
+    ]
     b = results.get("B") or {}
     windows += [("B connect", (b.get("connect") or {}).get("cpu") or {}), ("B chat", b.get("chat") or {})]
     warnings = []
@@ -389,8 +511,12 @@ def plot(results: dict[str, Any]) -> list[str]:
             total = sum(counts) or 1
             used = [i for i, c in enumerate(counts) if c]
             lowest, highest = min([lowest, *used[:1]]), max([highest, *used[-1:]])
-            ax.step(edges[:-1], [c / total for c in counts], where="post",
-                    label=f"{label}: p50 {fmt(phase['p50_ms'], 1)}, p99 {fmt(phase['p99_ms'], 1)} ms")
+            ax.step(
+                edges[:-1],
+                [c / total for c in counts],
+                where="post",
+                label=f"{label}: p50 {fmt(phase['p50_ms'], 1)}, p99 {fmt(phase['p99_ms'], 1)} ms",
+            )
         if highest:
             ax.set_xlim(edges[max(lowest - 2, 0)], edges[min(highest + 3, len(edges) - 1)])
         ax.set_xscale("log")
@@ -434,17 +560,32 @@ def strip_hists(value: Any) -> Any:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True).stdout
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "pinned": None,
-            "loadavg_at_start": os.getloadavg(), "commit": commit.strip(), "uncommitted_changes": bool(dirty.strip()),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "pinned": None,
+        "loadavg_at_start": os.getloadavg(),
+        "commit": commit.strip(),
+        "uncommitted_changes": bool(dirty.strip()),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 # ---- main ---------------------------------------------------------------------------------------
+
 
 def run_step(results: dict[str, Any], key: str, step: Callable[[], dict[str, Any]]) -> None:
     """One workload; a failure is recorded and the others still run."""
@@ -496,12 +637,15 @@ def finish(results: dict[str, Any]) -> None:
     results["table"] = [dict(zip(["workload", "metric", "value", "target", "met"], row)) for row in rows]
     histograms = {k: {label: phase["hist"] for label, phase in v.items()} for k, v in _plot_series(results).items()}
     RESULTS.joinpath("results.json").write_text(
-        json.dumps({**strip_hists(results), "histograms": histograms}, indent=1, default=str))
+        json.dumps({**strip_hists(results), "histograms": histograms}, indent=1, default=str)
+    )
     print_table(rows)
     for warning in results["noise"]:
         print(f"[bench] NOISY: {warning}; its figures understate the server")
-    print(f"\n[bench] {results['meta']['total_s']} s in all; figures in bench/results/results.json, "
-          f"plots {', '.join(results['plots']) or 'none'}")
+    print(
+        f"\n[bench] {results['meta']['total_s']} s in all; figures in bench/results/results.json, "
+        f"plots {', '.join(results['plots']) or 'none'}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ DURATIONS = [(60, "1 hour"), (60 * 24, "24 hours"), (60 * 24 * 7, "7 days"), (15
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=500,
-                             help_text="Written to the audit log.")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=500, help_text="Written to the audit log."
+    )
 
 
 class MuteForm(ReasonForm):
@@ -67,3 +68,16 @@ class ModerationMixin:
 
     def has_moderate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.moderate")
+
+
+class ReadOnlyAdminMixin:
+    """Shown in the admin, never added, edited or deleted there (logs and reports)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
-from django.contrib.auth import get_user_model
 
 from chatsite.errors import ChatError
 from groups.models import ChatGroup

@@ -12,15 +12,20 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from accounts.actions import audit_record, moderator_require, mute_check
 from chatsite.errors import ChatError
 from groups.models import ChatGroup, layer_group_for
 from groups.selectors import group_require_member
-from accounts.actions import audit_record, moderator_require, mute_check
 from messaging import events
 from messaging.images import ProcessedImage, decode_data_url, process_image
 from messaging.models import Connection, Image, Message, ReadMarker, Report
 from messaging.protocol import GROUP, PRIVATE, presence_frame, read_frame, removed_frame
-from messaging.selectors import conversation, message_to_frame, readable_messages, user_get
+from messaging.selectors import (
+    conversation,
+    message_to_frame,
+    readable_messages,
+    user_get,
+)
 
 
 def _validate_text(content: str) -> str:
@@ -56,7 +61,11 @@ def message_send(
     try:
         with transaction.atomic():
             message = Message.objects.create(
-                sender=sender, recipient=recipient, group=group, text=text, is_image=is_image,
+                sender=sender,
+                recipient=recipient,
+                group=group,
+                text=text,
+                is_image=is_image,
                 client_id=client_id or None,
             )
             if picture is not None:
@@ -73,15 +82,22 @@ def message_send(
 
 def image_store(*, message: Message, picture: ProcessedImage) -> Image:
     return Image.objects.create(
-        message=message, data=picture.data, content_type=picture.content_type, width=picture.width,
-        height=picture.height, thumbnail=picture.thumbnail, thumbnail_type=picture.thumbnail_type,
+        message=message,
+        data=picture.data,
+        content_type=picture.content_type,
+        width=picture.width,
+        height=picture.height,
+        thumbnail=picture.thumbnail,
+        thumbnail_type=picture.thumbnail_type,
     )
 
 
 def _find_by_client_id(sender: AbstractBaseUser, client_id: str) -> Message | None:
-    return Message.objects.select_related("sender", "recipient", "group").filter(
-        sender=sender, client_id=client_id
-    ).first()
+    return (
+        Message.objects.select_related("sender", "recipient", "group")
+        .filter(sender=sender, client_id=client_id)
+        .first()
+    )
 
 
 def _publish_message(message: Message) -> None:
@@ -158,8 +174,12 @@ def messages_remove(*, actor: AbstractBaseUser, message_ids: list[int], reason: 
         for message in messages:
             for target in _audience(message):
                 audiences.setdefault(target, []).append(message.pk)
-            audit_record(actor=actor, action="remove message", reason=reason,
-                         target=f"message {message.pk} by {message.sender.username}: {message.text[:200]}")
+            audit_record(
+                actor=actor,
+                action="remove message",
+                reason=reason,
+                target=f"message {message.pk} by {message.sender.username}: {message.text[:200]}",
+            )
         Message.objects.filter(pk__in=[m.pk for m in messages]).delete()
         for target, ids in audiences.items():
             events.publish(target, removed_frame(ids=sorted(ids)))
@@ -178,7 +198,8 @@ def report_create(*, reporter: AbstractBaseUser, message_id: int, reason: str = 
     if message is None:
         raise ChatError("not_found", f"No message {message_id} that you can see.")
     report, _ = Report.objects.get_or_create(
-        message=message, reporter=reporter,
+        message=message,
+        reporter=reporter,
         defaults={"reason": reason[:500], "message_text": "[image]" if message.is_image else message.text},
     )
     return report
@@ -191,7 +212,11 @@ def reports_resolve(*, actor: AbstractBaseUser, report_ids: list[int], reason: s
     with transaction.atomic():
         reports = list(Report.objects.filter(pk__in=report_ids, resolved__isnull=True))
         for report in reports:
-            audit_record(actor=actor, action="resolve report", reason=reason,
-                         target=f"report {report.pk} of message {report.message_id}")
+            audit_record(
+                actor=actor,
+                action="resolve report",
+                reason=reason,
+                target=f"report {report.pk} of message {report.message_id}",
+            )
         Report.objects.filter(pk__in=[r.pk for r in reports]).update(resolved=timezone.now(), resolved_by=actor)
     return len(reports)

@@ -2,7 +2,11 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from chatsite.admin_actions import ModerationMixin, moderation_action
+from chatsite.admin_actions import (
+    ModerationMixin,
+    ReadOnlyAdminMixin,
+    moderation_action,
+)
 from chatsite.errors import ChatError
 from messaging import actions
 from messaging.models import Message, Report
@@ -50,8 +54,9 @@ class MessageAdmin(ModerationMixin, admin.ModelAdmin):
     def thumbnail(self, message):
         if not message.is_image:
             return ""
-        return format_html('<a href="/images/{0}/"><img src="/images/{0}/thumb/" alt="" style="max-height:48px"></a>',
-                           message.pk)
+        return format_html(
+            '<a href="/images/{0}/"><img src="/images/{0}/thumb/" alt="" style="max-height:48px"></a>', message.pk
+        )
 
     def has_add_permission(self, request):
         return False
@@ -90,7 +95,7 @@ class ReportStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Report)
-class ReportAdmin(ModerationMixin, admin.ModelAdmin):
+class ReportAdmin(ModerationMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "message_link", "reported_text", "reporter", "reason", "created", "resolved")
     list_select_related = ("reporter", "message", "resolved_by")
     list_filter = (ReportStatusFilter, "created")
@@ -98,11 +103,16 @@ class ReportAdmin(ModerationMixin, admin.ModelAdmin):
     readonly_fields = ("message_link", "message_text", "reporter", "reason", "created", "resolved", "resolved_by")
     fields = readonly_fields
     actions = [
-        moderation_action(name="resolve_reports", description="Resolve selected reports",
-                          apply=lambda *, actor, queryset, reason: actions.reports_resolve(
-                              actor=actor, report_ids=list(queryset.values_list("pk", flat=True)), reason=reason)),
-        moderation_action(name="remove_reported", description="Remove the reported messages and resolve",
-                          apply=_remove_reported),
+        moderation_action(
+            name="resolve_reports",
+            description="Resolve selected reports",
+            apply=lambda *, actor, queryset, reason: actions.reports_resolve(
+                actor=actor, report_ids=list(queryset.values_list("pk", flat=True)), reason=reason
+            ),
+        ),
+        moderation_action(
+            name="remove_reported", description="Remove the reported messages and resolve", apply=_remove_reported
+        ),
     ]
 
     @admin.display(description="message")
@@ -116,12 +126,3 @@ class ReportAdmin(ModerationMixin, admin.ModelAdmin):
     def reported_text(self, report):
         text = report.message_text
         return text if len(text) <= 80 else text[:79] + "…"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

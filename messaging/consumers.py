@@ -12,9 +12,9 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
+from channels.consumer import get_handler_name
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.consumer import get_handler_name
 from django.conf import settings
 
 from chatsite.errors import ChatError
@@ -124,8 +124,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             after = batch[-1]["Id"] if batch else None
 
     async def on_send(self, command: protocol.Send) -> None:
-        fields = {"sender": self.user, "chat": command.chat, "to": command.to, "content": command.content,
-                  "is_image": command.is_image, "client_id": command.client_id}
+        fields = {
+            "sender": self.user,
+            "chat": command.chat,
+            "to": command.to,
+            "content": command.content,
+            "is_image": command.is_image,
+            "client_id": command.client_id,
+        }
         if command.is_image:  # decoded in a pool thread, outside the batch and the database thread
             (message, created), pending = await _run_in_pool(actions.message_send, **fields)
             await self._publish(pending)

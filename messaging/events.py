@@ -13,8 +13,8 @@ or None>, ...}`` plus optional instructions for the sockets of that group: ``sub
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any, Callable, TypeVar
 
 from asgiref.sync import async_to_sync

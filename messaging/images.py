@@ -47,7 +47,7 @@ def decode_data_url(value: str) -> bytes:
     match = DATA_URL.match(value)
     if not match:
         raise _bad("An image must be sent as a base64 data URL (data:image/...;base64,...).")
-    payload = value[match.end():]
+    payload = value[match.end() :]
     limit = settings.CHAT_IMAGE_MAX_BYTES
     if len(payload) * 3 // 4 > limit + 3:
         raise ChatError("too_large", f"Images can be at most {limit / 1_000_000:.1f} MB.")
@@ -80,7 +80,9 @@ def process_image(raw: bytes) -> ProcessedImage:
     except Image.DecompressionBombError:
         raise ChatError("too_large", "The image has too many pixels.") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise _bad(f"The image could not be decoded ({error.__class__.__name__}): it may be truncated or corrupt.") from None
+        raise _bad(
+            f"The image could not be decoded ({error.__class__.__name__}): it may be truncated or corrupt."
+        ) from None
 
 
 def _check_header(image: Image.Image, raw: bytes) -> None:
@@ -90,7 +92,11 @@ def _check_header(image: Image.Image, raw: bytes) -> None:
     frames = getattr(image, "n_frames", 1)
     if width < 1 or height < 1:
         raise _bad("The image has no pixels.")
-    if width * height > settings.CHAT_IMAGE_MAX_PIXELS or frames > MAX_FRAMES or width * height * frames > 4 * settings.CHAT_IMAGE_MAX_PIXELS:
+    if (
+        width * height > settings.CHAT_IMAGE_MAX_PIXELS
+        or frames > MAX_FRAMES
+        or width * height * frames > 4 * settings.CHAT_IMAGE_MAX_PIXELS
+    ):
         raise ChatError("too_large", f"The image has too many pixels ({width}×{height}, {frames} frame(s)).")
     if problem := _end_problem(image.format, raw):
         raise _bad(problem)
@@ -108,7 +114,7 @@ def _end_problem(kind: str, raw: bytes) -> str | None:
     end = raw.rfind(marker)
     if end < 0:
         return "The image is truncated."
-    if raw[end + size:].strip(b"\x00"):
+    if raw[end + size :].strip(b"\x00"):
         return "The file has data after the end of the image, so it is refused."
     return None
 
@@ -129,8 +135,12 @@ def _reencode(image: Image.Image) -> ProcessedImage:
         image.save(out, "WEBP", save_all=animated, quality=90, exif=b"", xmp=b"", icc_profile=None)
     width, height = image.size
     return ProcessedImage(
-        data=out.getvalue(), content_type=FORMATS[kind], width=width, height=height,
-        thumbnail=_thumbnail(image), thumbnail_type="image/webp",
+        data=out.getvalue(),
+        content_type=FORMATS[kind],
+        width=width,
+        height=height,
+        thumbnail=_thumbnail(image),
+        thumbnail_type="image/webp",
     )
 
 

@@ -10,7 +10,9 @@ class Message(models.Model):
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="received_messages"
     )
-    group = models.ForeignKey("groups.ChatGroup", null=True, blank=True, on_delete=models.CASCADE, related_name="messages")
+    group = models.ForeignKey(
+        "groups.ChatGroup", null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+    )
     text = models.TextField(blank=True)
     is_image = models.BooleanField(default=False)
     client_id = models.CharField(max_length=64, null=True, blank=True)
@@ -25,7 +27,8 @@ class Message(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(recipient__isnull=True, group__isnull=False) | Q(recipient__isnull=False, group__isnull=True),
+                condition=Q(recipient__isnull=True, group__isnull=False)
+                | Q(recipient__isnull=False, group__isnull=True),
                 name="msg_one_conversation",
             ),
             models.UniqueConstraint(
@@ -54,7 +57,9 @@ class ReadMarker(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "peer"], condition=Q(peer__isnull=False), name="read_unique_peer"),
-            models.UniqueConstraint(fields=["user", "group"], condition=Q(group__isnull=False), name="read_unique_group"),
+            models.UniqueConstraint(
+                fields=["user", "group"], condition=Q(group__isnull=False), name="read_unique_group"
+            ),
         ]
 
 

@@ -101,7 +101,7 @@ def _opt_int(frame: dict, key: str) -> int | None:
 def _chat(frame: dict) -> str:
     chat = frame.get("Chat")
     if chat not in CHATS:
-        raise _bad("'Chat' must be \"Private\" or \"Group\".")
+        raise _bad('\'Chat\' must be "Private" or "Group".')
     return chat
 
 
@@ -271,8 +271,16 @@ def read_frame(*, chat: str, to: str, id: int) -> dict:
     return {"Type": "Read", "Chat": chat, "To": to, "Id": id}
 
 
-COMMAND_TYPES = {Connect: "Connect", Send: "Send", Join: "Join", Create: "Create", Delete: "Delete",
-                 Leave: "Leave", Read: "Read", Report: "Report"}
+COMMAND_TYPES = {
+    Connect: "Connect",
+    Send: "Send",
+    Join: "Join",
+    Create: "Create",
+    Delete: "Delete",
+    Leave: "Leave",
+    Read: "Read",
+    Report: "Report",
+}
 
 
 def error_frame(error: ChatError, *, command: Command | None = None) -> dict:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
 from chatsite.errors import ChatError
@@ -53,15 +63,21 @@ def image_for_viewer(*, user: AbstractBaseUser, message_id: int, thumbnail: bool
 
 def _with_names(queryset: QuerySet[Message]) -> QuerySet[Message]:
     return queryset.select_related("sender", "recipient", "group").only(
-        "id", "text", "is_image", "client_id", "created", "group_id", "recipient_id",
-        "sender__username", "recipient__username", "group__name",
+        "id",
+        "text",
+        "is_image",
+        "client_id",
+        "created",
+        "group_id",
+        "recipient_id",
+        "sender__username",
+        "recipient__username",
+        "group__name",
     )
 
 
 def private_messages(*, user: AbstractBaseUser, peer: AbstractBaseUser) -> QuerySet[Message]:
-    return Message.objects.filter(
-        Q(sender=user, recipient=peer) | Q(sender=peer, recipient=user), group__isnull=True
-    )
+    return Message.objects.filter(Q(sender=user, recipient=peer) | Q(sender=peer, recipient=user), group__isnull=True)
 
 
 def conversation(*, user: AbstractBaseUser, chat: str, to: str) -> tuple[QuerySet[Message], object]:
@@ -148,7 +164,5 @@ def state(*, user: AbstractBaseUser) -> dict:
         {"Username": u.username, "Online": u.online, "Unread": unread_private.get(u.pk, 0)}
         for u in users_with_presence().only("username")
     ]
-    groups = [
-        {**group_summary(group), "Unread": unread_groups.get(group.pk, 0)} for group in groups_with_members()
-    ]
+    groups = [{**group_summary(group), "Unread": unread_groups.get(group.pk, 0)} for group in groups_with_members()]
     return state_frame(user=user.username, users=users, groups=groups, last_id=last_id)

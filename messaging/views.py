@@ -1,8 +1,14 @@
 from functools import wraps
 
-from django.contrib.auth.decorators import login_required
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.contrib.auth.decorators import login_required
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotModified,
+    JsonResponse,
+)
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -23,8 +29,12 @@ def api_login_required(view):
 
 @login_required
 def chat(request: HttpRequest) -> HttpResponse:
-    config = {"User": request.user.username, "Socket": "/ws/chat/", "ImageMaxBytes": settings.CHAT_IMAGE_MAX_BYTES,
-              "TextMaxLength": settings.CHAT_MAX_TEXT_LENGTH}
+    config = {
+        "User": request.user.username,
+        "Socket": "/ws/chat/",
+        "ImageMaxBytes": settings.CHAT_IMAGE_MAX_BYTES,
+        "TextMaxLength": settings.CHAT_MAX_TEXT_LENGTH,
+    }
     return render(request, "chat/index.html", {"chat_config": config})
 
 

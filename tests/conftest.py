@@ -145,8 +145,9 @@ async def connect():
 
     opened: list[Socket] = []
 
-    async def _connect(user, *, origin: bytes | None = ORIGIN, cookie: bool = True, expect_ok: bool = True,
-                       drain: bool = True):
+    async def _connect(
+        user, *, origin: bytes | None = ORIGIN, cookie: bool = True, expect_ok: bool = True, drain: bool = True
+    ):
         headers = [(b"host", b"127.0.0.1:8000")]
         if origin is not None:
             headers.append((b"origin", origin))
@@ -211,8 +212,15 @@ def django_db_modify_db_settings():
     django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-quic"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="session")

@@ -57,9 +57,20 @@ class DaphneServer:
             **self.extra_env,
         }
         size = str(16 * 1024 * 1024)
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                   "--websocket-max-message-size", size, "--websocket-max-frame-size", size,
-                   "chatsite.asgi:application"]
+        command = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "--websocket-max-message-size",
+            size,
+            "--websocket-max-frame-size",
+            size,
+            "chatsite.asgi:application",
+        ]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port)

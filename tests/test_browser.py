@@ -295,8 +295,12 @@ def test_a_report_and_a_moderators_removal_reach_the_browser(person, browser, da
     assert (report.reason, report.message_text) == ("spam", "buy cheap watches")
 
     # iago, a moderator, removes it in the admin; it vanishes from both open chats.
-    get_user_model().objects.create(username="iago", is_staff=True, is_superuser=True,
-                                    password=make_password(PASSWORD, hasher=Argon2PasswordHasher()))
+    get_user_model().objects.create(
+        username="iago",
+        is_staff=True,
+        is_superuser=True,
+        password=make_password(PASSWORD, hasher=Argon2PasswordHasher()),
+    )
     iago = browser.new_context(viewport=DESKTOP).new_page()
     iago.goto(daphne_server.url + "/admin/login/")
     iago.fill("#id_username", "iago")
@@ -335,7 +339,8 @@ def test_a_dropped_photo_over_the_limit_is_scaled_down_in_the_browser(person):
             const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
             const dt = new DataTransfer();
             dt.items.add(new File([blob], "noise.png", { type: "image/png" }));
-            document.getElementById("conversation").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true }));
+            const drop = new DragEvent("drop", { dataTransfer: dt, bubbles: true });
+            document.getElementById("conversation").dispatchEvent(drop);
             return blob.size;
         }"""
     )

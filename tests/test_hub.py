@@ -149,8 +149,6 @@ async def _send_many(sock, group: str, count: int) -> None:
         await asyncio.sleep(0.001)
 
 
-
-
 async def test_the_writer_stores_concurrent_sends_together_and_one_refusal_loses_nothing_else(alice, bob, monkeypatch):
     from chatsite.errors import ChatError
     from messaging import writer as writer_module

@@ -37,7 +37,9 @@ def alice_client(client, alice):
     return client
 
 
-@pytest.mark.parametrize("fmt, mime", [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp")])
+@pytest.mark.parametrize(
+    "fmt, mime", [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp")]
+)
 async def test_each_format_round_trips(connect, alice, bob, fmt, mime):
     a, b = await connect(alice), await connect(bob)
     await settle(a, b)
@@ -66,8 +68,18 @@ REFUSALS = {
     "text renamed .png": (lambda: b"just some text, not a picture\n" * 10, "image/png", "bad_request", "not a PNG"),
     "svg": (svg, "image/svg+xml", "bad_request", "markup"),
     "html": (lambda: b"<!doctype html><html><body>hi</body></html>", "image/png", "bad_request", "markup"),
-    "polyglot png+html": (lambda: picture("PNG") + b"<html><script>alert(1)</script></html>", "image/png", "bad_request", "markup"),
-    "png with data after its end": (lambda: picture("PNG") + b"PK\x03\x04 zip payload", "image/png", "bad_request", "after the end"),
+    "polyglot png+html": (
+        lambda: picture("PNG") + b"<html><script>alert(1)</script></html>",
+        "image/png",
+        "bad_request",
+        "markup",
+    ),
+    "png with data after its end": (
+        lambda: picture("PNG") + b"PK\x03\x04 zip payload",
+        "image/png",
+        "bad_request",
+        "after the end",
+    ),
     "decompression bomb": (bomb, "image/png", "too_large", "too many pixels"),
     "oversized": (lambda: picture("BMP", (1200, 1200)), "image/png", "too_large", "at most"),
     "not base64": (None, "image/png", "bad_request", "base64"),
@@ -79,7 +91,9 @@ async def test_bad_images_are_refused_and_nothing_is_stored(connect, alice, bob,
     settings.CHAT_IMAGE_MAX_BYTES = 1_000_000
     make, mime, code, detail = REFUSALS[case]
     a = await connect(alice)
-    frame = send_image("bob", make(), mime) if make else {**send_image("bob", b""), "Content": "data:image/png;base64,***"}
+    frame = (
+        send_image("bob", make(), mime) if make else {**send_image("bob", b""), "Content": "data:image/png;base64,***"}
+    )
     await a.send({**frame, "ClientId": "bad-1"})
     error = await a.expect("Error", Code=code, Ref="Send", ClientId="bad-1")
     assert detail in error["Detail"]
@@ -111,7 +125,9 @@ def test_exif_and_gps_are_gone_from_the_stored_image(alice, bob):
 
     raw = jpeg_with_gps()
     assert Pil.open(io.BytesIO(raw)).getexif().get_ifd(0x8825)
-    message, _ = message_send(sender=alice, chat="Private", to="bob", content=data_url(raw, "image/jpeg"), is_image=True)
+    message, _ = message_send(
+        sender=alice, chat="Private", to="bob", content=data_url(raw, "image/jpeg"), is_image=True
+    )
     stored = bytes(Image.objects.get(pk=message.pk).data)
     assert b"Exif" not in stored and b"SpyCam" not in stored
     assert not Pil.open(io.BytesIO(stored)).getexif()
@@ -122,8 +138,9 @@ def test_png_text_chunks_are_dropped(alice, bob):
 
     info = PngInfo()
     info.add_text("Comment", "home address")
-    message, _ = message_send(sender=alice, chat="Private", to="bob",
-                              content=data_url(picture("PNG", pnginfo=info)), is_image=True)
+    message, _ = message_send(
+        sender=alice, chat="Private", to="bob", content=data_url(picture("PNG", pnginfo=info)), is_image=True
+    )
     assert b"home address" not in bytes(Image.objects.get(pk=message.pk).data)
 
 
@@ -170,7 +187,9 @@ def test_group_members_see_group_images_and_deleting_the_group_deletes_them(clie
     from messaging.actions import message_send
 
     group = group_actions.group_create(owner=alice, name="Team", member_usernames=["bob"])
-    message, _ = message_send(sender=alice, chat="Group", to="Team", content=data_url(picture("GIF"), "image/gif"), is_image=True)
+    message, _ = message_send(
+        sender=alice, chat="Group", to="Team", content=data_url(picture("GIF"), "image/gif"), is_image=True
+    )
     client.force_login(bob)
     assert client.get(f"/images/{message.pk}/").status_code == 200
     client.force_login(carol)

@@ -34,6 +34,7 @@ from messaging import events
 from messaging.images import process_image
 from messaging.models import Image, Message, ReadMarker
 from tests.conftest import make_user
+from tests.test_images import jpeg_with_gps
 
 pytestmark = pytest.mark.django_db
 
@@ -305,17 +306,6 @@ def test_progress_goes_to_stderr_when_asked(legacy):
 def png() -> bytes:
     out = io.BytesIO()
     Pil.new("RGB", (64, 48), (220, 40, 90)).save(out, "PNG")
-    return out.getvalue()
-
-
-def jpeg_with_gps() -> bytes:
-    image = Pil.new("RGB", (80, 60), (10, 120, 200))
-    exif = image.getexif()
-    exif[0x010F] = "SpyCam"  # Make
-    gps = exif.get_ifd(0x8825)
-    gps[1], gps[2], gps[3], gps[4] = "N", (48.0, 51.0, 29.0), "E", (2.0, 17.0, 40.0)
-    out = io.BytesIO()
-    image.save(out, "JPEG", exif=exif)
     return out.getvalue()
 
 

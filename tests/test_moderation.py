@@ -47,8 +47,9 @@ def run_action(user, model_url: str, action: str, ids, **form) -> object:
     picked = client.post(model_url, {"action": action, "_selected_action": [str(i) for i in ids]})
     if picked.status_code != 200:
         return picked
-    return client.post(model_url, {"action": action, "_selected_action": [str(i) for i in ids], "apply": "1", **form},
-                       follow=True)
+    return client.post(
+        model_url, {"action": action, "_selected_action": [str(i) for i in ids], "apply": "1", **form}, follow=True
+    )
 
 
 async def admin_action(user, model_url, action, ids, **form):
@@ -83,8 +84,10 @@ def test_the_confirmation_page_asks_for_a_reason(iago, alice, bob):
     client = admin_client(iago)
     page = client.post("/admin/messaging/message/", {"action": "remove_messages", "_selected_action": [message.pk]})
     assert b"Written to the audit log" in page.content
-    client.post("/admin/messaging/message/", {"action": "remove_messages", "_selected_action": [message.pk],
-                                              "apply": "1", "reason": ""})
+    client.post(
+        "/admin/messaging/message/",
+        {"action": "remove_messages", "_selected_action": [message.pk], "apply": "1", "reason": ""},
+    )
     assert Message.objects.exists(), "no reason, nothing done"
 
 
@@ -103,7 +106,8 @@ async def test_ban_closes_open_sockets_and_blocks_login_and_reconnect(connect, i
     connected, _ = await connect(alice, expect_ok=False)
     assert not connected
     login = await database_sync_to_async(Client().post)(
-        "/accounts/login/", {"username": "alice", "password": "alice-pass-123"})
+        "/accounts/login/", {"username": "alice", "password": "alice-pass-123"}
+    )
     assert login.status_code == 200, "the login form is shown again: refused"
     [entry] = await database_sync_to_async(audit)("ban")
     assert entry.target == "user alice" and entry.reason == "spam"
@@ -123,8 +127,17 @@ def test_unticking_active_on_the_user_page_is_a_ban_too(iago, alice):
     client = admin_client(iago)
     page = client.get(f"/admin/auth/user/{alice.pk}/change/")
     form = page.context["adminform"].form
-    data = {k: v for k, v in form.initial.items() if v is not None and k not in ("is_active", "groups", "user_permissions", "password")}
-    data.update({"date_joined_0": alice.date_joined.strftime("%Y-%m-%d"), "date_joined_1": alice.date_joined.strftime("%H:%M:%S")})
+    data = {
+        k: v
+        for k, v in form.initial.items()
+        if v is not None and k not in ("is_active", "groups", "user_permissions", "password")
+    }
+    data.update(
+        {
+            "date_joined_0": alice.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": alice.date_joined.strftime("%H:%M:%S"),
+        }
+    )
     client.post(f"/admin/auth/user/{alice.pk}/change/", data)
     alice.refresh_from_db()
     assert not alice.is_active
@@ -145,7 +158,10 @@ async def test_a_muted_user_gets_forbidden_with_the_reason_until_unmuted(connect
     await admin_action(iago, "/admin/auth/user/", "unmute", [alice.pk], reason="ok now")
     await a.send({"Type": "Send", "To": "bob", "Chat": "Private", "Content": "hello again"})
     await b.expect("Message", Content="hello again")
-    assert [e.action for e in await database_sync_to_async(list)(AuditEntry.objects.order_by("id"))] == ["mute", "unmute"]
+    assert [e.action for e in await database_sync_to_async(list)(AuditEntry.objects.order_by("id"))] == [
+        "mute",
+        "unmute",
+    ]
 
 
 def test_a_mute_ends_by_itself(iago, alice, bob):

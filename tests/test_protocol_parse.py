@@ -23,7 +23,9 @@ def test_it_parses_every_client_message():
     assert parse({"Type": "Create", "Name": "T", "List": ["bob", "bob"]}) == protocol.Create(name="T", members=("bob",))
     assert parse({"Type": "Delete", "Name": "T"}) == protocol.Delete(name="T")
     assert parse({"Type": "Leave", "Name": "T"}) == protocol.Leave(name="T")
-    assert parse({"Type": "Read", "Chat": "Private", "To": "bob", "Id": 4}) == protocol.Read(chat="Private", to="bob", id=4)
+    assert parse({"Type": "Read", "Chat": "Private", "To": "bob", "Id": 4}) == protocol.Read(
+        chat="Private", to="bob", id=4
+    )
 
 
 def test_from_and_username_must_be_the_session_user():
@@ -53,15 +55,23 @@ def test_frames_are_encoded_compactly_as_utf8():
 def test_time_is_iso_utc_with_milliseconds():
     from datetime import datetime, timezone
 
-    assert protocol.format_time(datetime(2026, 11, 24, 18, 0, 0, 123456, tzinfo=timezone.utc)) == "2026-11-24T18:00:00.123Z"
+    assert (
+        protocol.format_time(datetime(2026, 11, 24, 18, 0, 0, 123456, tzinfo=timezone.utc))
+        == "2026-11-24T18:00:00.123Z"
+    )
 
 
 def test_errors_name_the_refused_type_and_client_id():
     with pytest.raises(ChatError) as error:
         parse({"Type": "Send", "To": "bob", "Content": 5, "Chat": "Private", "ClientId": "c9"})
     frame = protocol.error_frame(error.value)
-    assert frame == {"Type": "Error", "Code": "bad_request", "Detail": "'Content' must be a string.",
-                     "Ref": "Send", "ClientId": "c9"}
+    assert frame == {
+        "Type": "Error",
+        "Code": "bad_request",
+        "Detail": "'Content' must be a string.",
+        "Ref": "Send",
+        "ClientId": "c9",
+    }
 
 
 def test_errors_of_unknown_types_have_no_ref():

@@ -6,7 +6,13 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 
-from tests.conftest import REDIS_URL, live_database_url, redis_layer, require_service, settle
+from tests.conftest import (
+    REDIS_URL,
+    live_database_url,
+    redis_layer,
+    require_service,
+    settle,
+)
 from tests.live import Browserish, DaphneServer
 from tests.test_live_daphne import next_of, open_socket
 
@@ -65,18 +71,23 @@ async def test_a_users_tabs_on_two_processes_share_read_pointers_and_a_ban_close
     alice, bob_one = Browserish(one.url), Browserish(one.url)
     await asyncio.to_thread(alice.register, "alice", "a-long-secret-1")
     await asyncio.to_thread(bob_one.register, "bob", "b-long-secret-2")
-    async with await open_socket(one, alice) as a, await open_socket(one, bob_one) as b1, \
-            await open_socket(two, bob_one) as b2:
+    async with (
+        await open_socket(one, alice) as a,
+        await open_socket(one, bob_one) as b1,
+        await open_socket(two, bob_one) as b2,
+    ):
         await a.send(json.dumps({"Type": "Send", "To": "bob", "Content": "read me", "Chat": "Private"}))
         message = await next_of(b1, "Message")
         assert (await next_of(b2, "Message"))["Id"] == message["Id"]
         await b1.send(json.dumps({"Type": "Read", "Chat": "Private", "To": "alice", "Id": message["Id"]}))
         assert (await next_of(b2, "Read"))["Id"] == message["Id"]
         # A moderator in another process (this one) bans bob: both of his tabs close.
-        settings.CHANNEL_LAYERS = {"default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": two_servers[0].extra_env["REDIS_URL"], "socket_timeout": None}]},
-        }}
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [{"address": two_servers[0].extra_env["REDIS_URL"], "socket_timeout": None}]},
+            }
+        }
         iago = await database_sync_to_async(get_user_model().objects.create_superuser)("iago", "i@x.org", "pw")
         bob = await database_sync_to_async(get_user_model().objects.get)(username="bob")
         await database_sync_to_async(user_ban)(actor=iago, user=bob, reason="test")

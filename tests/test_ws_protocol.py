@@ -6,7 +6,6 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
-
 from django.contrib.auth import get_user_model
 
 from groups.models import ChatGroup
@@ -30,12 +29,8 @@ def make_group(name: str, owner, *members) -> ChatGroup:
 
 @database_sync_to_async
 def seed_private(sender, recipient, count: int) -> list[int]:
-    rows = Message.objects.bulk_create(
-        Message(sender=sender, recipient=recipient, text=f"m{i}") for i in range(count)
-    )
-    return [row.pk for row in rows] if rows[0].pk else list(
-        Message.objects.order_by("id").values_list("id", flat=True)
-    )
+    rows = Message.objects.bulk_create(Message(sender=sender, recipient=recipient, text=f"m{i}") for i in range(count))
+    return [row.pk for row in rows] if rows[0].pk else list(Message.objects.order_by("id").values_list("id", flat=True))
 
 
 def send(to: str, content: str, chat: str = "Private", **extra) -> dict:
@@ -138,9 +133,7 @@ async def test_send_to_unknown_user_is_not_found(connect, alice):
     assert await count_messages() == 0
 
 
-@pytest.mark.parametrize(
-    "content, code", [("", "bad_request"), ("   ", "bad_request"), ("x" * 10_001, "too_large")]
-)
+@pytest.mark.parametrize("content, code", [("", "bad_request"), ("   ", "bad_request"), ("x" * 10_001, "too_large")])
 async def test_bad_content_is_refused(connect, alice, bob, content, code):
     a = await connect(alice)
     await a.send(send("bob", content))
@@ -269,7 +262,8 @@ async def test_owner_deletes_group_with_its_messages(connect, alice, bob, carol)
 async def test_a_moderator_may_delete_any_group(connect, alice, bob):
     await make_group("Team", alice)
     staff = await database_sync_to_async(
-        lambda: get_user_model().objects.create_superuser("mod", "mod@example.com", "mod-pass-123"))()
+        lambda: get_user_model().objects.create_superuser("mod", "mod@example.com", "mod-pass-123")
+    )()
     m = await connect(staff)
     await settle(m)
     await m.send({"Type": "Delete", "Name": "Team"})
