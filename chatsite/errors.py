@@ -1,6 +1,6 @@
 """The one error type of the chat domain; every code maps to an `Error` frame on the wire."""
 
-CODES = frozenset({"bad_request", "forbidden", "not_found", "conflict", "too_large", "rate_limited"})
+CODES = frozenset({"bad_request", "forbidden", "not_found", "conflict", "too_large", "rate_limited", "server_error"})
 
 
 class ChatError(Exception):

@@ -22,6 +22,7 @@ def _write(self, data: bytes) -> None:
         and self.connected
         and not self.disconnecting
         and not self._writeDisconnected
+        and not getattr(self, "_aborting", False)
         and not self.dataBuffer
         and not self._tempDataLen
         and isinstance(data, bytes)

@@ -1,6 +1,7 @@
 """Settings for the chat server, configured by environment variables (see README)."""
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -113,11 +114,20 @@ if REDIS_URL:
                 # (django/channels_redis#422). Set both explicitly.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 10000}],
                 "capacity": 1000,
+                # A process's hub channel carries all of its traffic: room for bursts.
+                "channel_capacity": {"hub.*": 100_000},
             },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # channels 4.3's InMemoryChannelLayer does not compile `channel_capacity` patterns
+            # (a glob dict breaks it); it takes a list of (compiled regex, capacity) pairs.
+            "CONFIG": {"capacity": 1000, "channel_capacity": [(re.compile(r"^hub\."), 100_000)]},
+        }
+    }
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",

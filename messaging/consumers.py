@@ -68,6 +68,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # however the socket ends (crash, cancellation), it leaves the hub and presence
+            await self._cleanup()
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -75,13 +81,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.closed = False
+        self.banned = False
         self.early: list[str] | None = []  # what the hub delivers before the handshake completes
         self.bucket = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
         self.hub = await get_hub()
         self.socket_id = self.hub.new_socket_id()
+        # In the user's own group first, so no instruction (join, leave, ban) is missed while
+        # the rest is read from the database.
+        await self.hub.open(self, [events.EVERYONE, events.user_group(user.pk)])
         layer_groups, pending = await _run(actions.connection_open, user=user, channel_name=self.socket_id)
-        for name in layer_groups:
-            await self.hub.join(self, name)
+        await self.hub.finish_open(self, layer_groups)
+        if self.banned:
+            await self.close(code=CLOSE_POLICY)
+            return
         await self.accept()
         early, self.early = self.early, None
         for text in early:
@@ -89,9 +101,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._publish(pending)
 
     async def disconnect(self, code: int) -> None:
-        if not hasattr(self, "socket_id"):
+        await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        if not hasattr(self, "socket_id") or getattr(self, "cleaned", False):
             return
-        self.closed = True
+        self.cleaned = self.closed = True
         await self.hub.leave_all(self)
         _, pending = await _run(actions.connection_close, user=self.user, channel_name=self.socket_id)
         await self._publish(pending)
@@ -108,6 +123,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if allowed:
                 await self._send_frame(protocol.error_frame(error, command=command))
                 return
+        except Exception:  # a bug or a failing database: say so, and keep the socket
+            log.exception("handling a %s frame failed", type(command).__name__)
+            failed = ChatError("server_error", "The server could not do that just now; please try again.")
+            await self._send_frame(protocol.error_frame(failed, command=command))
+            return
         limited = ChatError("rate_limited", "Too many frames; slow down and send again.")
         await self._send_frame(protocol.error_frame(limited, command=command))
 
@@ -205,7 +225,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.closed = True
 
     async def close_for_policy(self) -> None:
-        if not self.closed:
+        if self.early is not None:  # still opening: connect() refuses the handshake instead
+            self.banned = True
+        elif not self.closed:
             self.closed = True
             await self.close(code=CLOSE_POLICY)
 

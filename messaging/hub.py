@@ -42,6 +42,8 @@ class Hub:
         self.members: dict[str, set[LocalSocket]] = {}
         self.groups_of: dict[LocalSocket, set[str]] = {}
         self._ids = itertools.count(1)
+        self._opening: dict[LocalSocket, set[str]] = {}
+        self._gone: weakref.WeakSet[LocalSocket] = weakref.WeakSet()
         self._lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -57,30 +59,53 @@ class Hub:
 
     # ---- membership ------------------------------------------------------------------
 
+    async def open(self, sock: LocalSocket, groups: list[str]) -> None:
+        """Start a socket in `groups` (its user's group and everyone's), before its other
+        groups are read from the database: from here on no instruction for it is missed."""
+        self._opening[sock] = set()
+        for group in groups:
+            await self.join(sock, group)
+
+    async def finish_open(self, sock: LocalSocket, groups: list[str]) -> None:
+        """Join the groups the database listed, except those an instruction already settled:
+        an instruction seen while opening is at least as new as that read."""
+        settled = self._opening.pop(sock, set())
+        for group in groups:
+            if group not in settled:
+                await self.join(sock, group)
+
     async def join(self, sock: LocalSocket, group: str) -> None:
         async with self._lock:
-            members = self.members.get(group)
-            if members is None:
-                members = self.members[group] = set()
-                await self.layer.group_add(group, self.channel)
-            members.add(sock)
+            if sock in self._gone:
+                return
+            if group not in self.members:
+                await self.layer.group_add(group, self.channel)  # first: a failure leaves no trace
+                self.members[group] = set()
+            self.members[group].add(sock)
             self.groups_of.setdefault(sock, set()).add(group)
 
     async def leave(self, sock: LocalSocket, group: str) -> None:
         async with self._lock:
-            self.groups_of.get(sock, set()).discard(group)
-            members = self.members.get(group)
-            if members is None or sock not in members:
-                return
-            members.discard(sock)
-            if not members:
-                del self.members[group]
-                await self.layer.group_discard(group, self.channel)
+            await self._leave_locked(sock, group)
+
+    async def _leave_locked(self, sock: LocalSocket, group: str) -> None:
+        self.groups_of.get(sock, set()).discard(group)
+        members = self.members.get(group)
+        if members is None or sock not in members:
+            return
+        members.discard(sock)
+        if not members:
+            del self.members[group]
+            await self.layer.group_discard(group, self.channel)
 
     async def leave_all(self, sock: LocalSocket) -> None:
-        for group in list(self.groups_of.get(sock, ())):
-            await self.leave(sock, group)
-        self.groups_of.pop(sock, None)
+        """Forget a closed socket for good: a late instruction cannot add it back."""
+        async with self._lock:
+            self._gone.add(sock)
+            self._opening.pop(sock, None)
+            for group in list(self.groups_of.get(sock, ())):
+                await self._leave_locked(sock, group)
+            self.groups_of.pop(sock, None)
 
     # ---- delivery --------------------------------------------------------------------
 
@@ -91,9 +116,11 @@ class Hub:
             return
         if name := event.get("subscribe"):
             for sock in targets:
+                self._settle(sock, name)
                 await self.join(sock, name)
         if name := event.get("unsubscribe"):
             for sock in targets:
+                self._settle(sock, name)
                 await self.leave(sock, name)
         if event.get("close"):
             for sock in targets:
@@ -104,6 +131,10 @@ class Hub:
             for sock in targets:
                 if sock.socket_id != skip:
                     await sock.deliver(text)
+
+    def _settle(self, sock: LocalSocket, group: str) -> None:
+        if sock in self._opening:
+            self._opening[sock].add(group)
 
     async def _receive_loop(self) -> None:
         while True:
@@ -120,7 +151,10 @@ class Hub:
         while True:
             await asyncio.sleep(RENEW_EVERY)
             for group in list(self.members):
-                await self.layer.group_add(group, self.channel)
+                try:
+                    await self.layer.group_add(group, self.channel)
+                except Exception:  # try again next round; a day passes before it matters
+                    log.exception("hub: renewing %s failed", group)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -10,6 +10,7 @@ Images keep their own path: decoding them must not hold the database's write loc
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import Any
 
@@ -17,8 +18,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from chatsite.errors import ChatError
 from messaging import actions, events
+
+log = logging.getLogger(__name__)
 
 
 class SendWriter:
@@ -40,32 +42,56 @@ class SendWriter:
             try:
                 outcomes, pending = await _store([kwargs for kwargs, _ in batch])
             except Exception as error:  # the database itself failed: every sender hears of it
-                for _, future in batch:
-                    future.set_exception(error)
-                continue
-            layer = get_channel_layer()
-            for layer_group, message in pending:
-                await layer.group_send(layer_group, message)
-            for (_, future), outcome in zip(batch, outcomes):
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+                outcomes, pending = [error] * len(batch), []
+            try:
+                layer = get_channel_layer()
+                for layer_group, message in pending:
+                    await layer.group_send(layer_group, message)
+            except Exception:  # stored all the same: clients catch up with `Since`
+                log.exception("writer: publishing a batch failed")
+            finally:
+                for (_, future), outcome in zip(batch, outcomes):
+                    if future.done():  # its sender went away meanwhile
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+
+
+def _store_each(batch: list[dict[str, Any]]) -> list[Any]:
+    outcomes: list[Any] = []
+    for kwargs in batch:
+        try:  # message_send writes in a savepoint of its own, and refuses before writing
+            outcomes.append(actions.message_send(**kwargs))
+        except Exception as error:  # this message only; the others go on
+            outcomes.append(error)
+    return outcomes
 
 
 @database_sync_to_async
 def _store(batch: list[dict[str, Any]]) -> tuple[list[Any], list[events.Event]]:
-    def store_all() -> list[Any]:
-        outcomes: list[Any] = []
+    """Store a batch in one transaction; if its commit fails (say a group was deleted under
+    it), store the messages one transaction each, so one bad message cannot sink the rest."""
+
+    def all_at_once() -> list[Any]:
         with transaction.atomic():
-            for kwargs in batch:
-                try:  # message_send writes in a savepoint of its own, and refuses before writing
-                    outcomes.append(actions.message_send(**kwargs))
-                except ChatError as error:
-                    outcomes.append(error)
+            return _store_each(batch)
+
+    def one_by_one() -> list[Any]:
+        outcomes: list[Any] = []
+        for kwargs in batch:
+            try:
+                with transaction.atomic():
+                    outcomes.extend(_store_each([kwargs]))
+            except Exception as error:
+                outcomes.append(error)
         return outcomes
 
-    return events.collecting(store_all)
+    try:
+        return events.collecting(all_at_once)
+    except Exception:
+        return events.collecting(one_by_one)
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SendWriter] = weakref.WeakKeyDictionary()

@@ -189,3 +189,119 @@ async def test_events_during_the_handshake_are_kept_until_the_socket_is_accepted
     a = await connect(alice, drain=False)
     frames = [await a.recv(), await a.recv()]
     assert {"Type": "Early"} in frames
+
+
+async def test_a_closed_socket_is_not_put_back_by_a_late_instruction(hub):
+    sock = FakeSocket("s", hub)
+    await hub.join(sock, "chat.user.1")
+    targets_snapshot = list(hub.members["chat.user.1"])
+    await hub.leave_all(sock)
+    for target in targets_snapshot:  # what a dispatch already under way would do next
+        await hub.join(target, "chat.group.9")
+    assert "chat.group.9" not in hub.members and sock not in hub.groups_of
+
+
+async def test_a_failed_group_add_leaves_no_trace(hub, monkeypatch):
+    sock = FakeSocket("s", hub)
+    real_add = hub.layer.group_add
+
+    async def failing_add(group, channel):
+        raise ConnectionError("redis went away")
+
+    monkeypatch.setattr(hub.layer, "group_add", failing_add)
+    with pytest.raises(ConnectionError):
+        await hub.join(sock, "chat.group.1")
+    monkeypatch.setattr(hub.layer, "group_add", real_add)
+    await hub.join(sock, "chat.group.1")
+    assert hub.layer.groups["chat.group.1"].keys() == {hub.channel}
+
+
+async def test_instructions_that_arrive_while_a_socket_opens_win_over_its_database_read(hub):
+    sock = FakeSocket("s", hub)
+    await hub.open(sock, ["chat.user.1"])
+    # the database said "member of 9 and 10", but a Leave of 9 and a Join of 11 came meanwhile
+    await hub.dispatch({"group": "chat.user.1", "unsubscribe": "chat.group.9"})
+    await hub.dispatch({"group": "chat.user.1", "subscribe": "chat.group.11"})
+    await hub.finish_open(sock, ["chat.user.1", "chat.group.9", "chat.group.10"])
+    assert hub.groups_of[sock] == {"chat.user.1", "chat.group.10", "chat.group.11"}
+
+
+@pytest.mark.usefixtures("layer")
+async def test_a_ban_while_the_socket_opens_refuses_the_handshake(connect, alice, monkeypatch):
+    from django.contrib.auth import get_user_model
+
+    from accounts.actions import user_ban
+
+    iago = await database_sync_to_async(get_user_model().objects.create_superuser)("iago", "i@x.org", "pw")
+    real_finish = Hub.finish_open
+
+    async def ban_then_finish(self, sock, groups):
+        # the ban commits and its `close` reaches the hub after the socket's groups were read
+        await database_sync_to_async(user_ban)(actor=iago, user=alice, reason="spam")
+        await asyncio.sleep(0.05)
+        await real_finish(self, sock, groups)
+
+    monkeypatch.setattr(Hub, "finish_open", ban_then_finish)
+    connected, code = await connect(alice, expect_ok=False)
+    assert not connected and code == 4003
+
+
+@pytest.mark.usefixtures("layer")
+async def test_a_server_error_is_answered_and_the_socket_stays(connect, alice, bob, monkeypatch):
+    from django.db import OperationalError
+
+    from groups import actions as groups_actions
+
+    def broken(**kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(groups_actions, "group_create", broken)
+    a = await connect(alice)
+    await a.send({"Type": "Create", "Name": "Team", "List": []})
+    await a.expect("Error", Code="server_error", Ref="Create")
+    await a.send({"Type": "Send", "Chat": "Private", "To": "bob", "Content": "still here"})
+    await a.expect("Message", Content="still here")
+
+
+async def test_the_writer_answers_every_sender_even_if_one_went_away(alice, bob):
+    from messaging.writer import SendWriter
+
+    writer = SendWriter()
+    first = asyncio.ensure_future(writer.send(sender=alice, chat="Private", to="bob", content="gone"))
+    second = asyncio.ensure_future(writer.send(sender=alice, chat="Private", to="bob", content="kept"))
+    await asyncio.sleep(0)
+    first.cancel()
+    message, created = await asyncio.wait_for(second, 5)
+    assert created and message.text == "kept"
+
+
+async def test_a_message_whose_commit_fails_does_not_sink_the_rest_of_its_batch(alice, bob, carol, monkeypatch):
+    from django.db import OperationalError
+
+    from messaging import actions
+    from messaging.writer import SendWriter
+
+    real_send = actions.message_send
+
+    def flaky(**kwargs):
+        if kwargs["content"] == "bad":
+            raise OperationalError("disk I/O error")
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(actions, "message_send", flaky)
+    writer = SendWriter()
+    results = await asyncio.gather(
+        writer.send(sender=alice, chat="Private", to="bob", content="good"),
+        writer.send(sender=carol, chat="Private", to="bob", content="bad"),
+        return_exceptions=True,
+    )
+    assert results[0][0].text == "good" and isinstance(results[1], OperationalError)
+    assert await database_sync_to_async(lambda: list(Message.objects.values_list("text", flat=True)))() == ["good"]
+
+
+def test_hub_channels_have_room_for_bursts():
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    assert layer.get_capacity("hub..inmemory!abc") == 100_000
+    assert layer.get_capacity("specific..inmemory!abc") == 1000
