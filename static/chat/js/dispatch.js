@@ -70,8 +70,8 @@ export function makeDispatch(app) {
     },
 
     Error(frame) {
-      if (frame.ClientId && frame.Code === "rate_limited") {
-        app.retryLater(frame.ClientId);
+      // Refused for now, not for good: the message stays pending and goes again shortly.
+      if (frame.ClientId && ["rate_limited", "server_error"].includes(frame.Code) && app.retryLater(frame.ClientId)) {
         return;
       }
       if (frame.ClientId) {

@@ -17,6 +17,7 @@ const config = JSON.parse($("chat-config").textContent);
 const store = new Store(config.User);
 const MAX_TEXT = config.TextMaxLength;
 let socket;
+const retries = new Map(); // ClientId -> times the server said "not now"
 
 const app = {
   store,
@@ -123,11 +124,16 @@ const app = {
     for (const frame of store.outbox.values()) socket.send(frame);
   },
 
+  // Returns false once a message has been retried enough: the caller then marks it failed.
   retryLater(clientId) {
+    const tries = (retries.get(clientId) ?? 0) + 1;
+    retries.set(clientId, tries);
+    if (tries > 5) return false;
     setTimeout(() => {
       const frame = store.outbox.get(clientId);
       if (frame) socket.send(frame);
-    }, 1500);
+    }, 1500 * tries);
+    return true;
   },
 };
 
