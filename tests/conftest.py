@@ -144,6 +144,7 @@ async def connect():
     from chatsite.asgi import application
 
     opened: list[Socket] = []
+    refused: list[WebsocketCommunicator] = []
 
     async def _connect(
         user, *, origin: bytes | None = ORIGIN, cookie: bool = True, expect_ok: bool = True, drain: bool = True
@@ -157,6 +158,7 @@ async def connect():
         comm = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
         connected, code = await comm.connect(timeout=5)
         if not expect_ok:
+            refused.append(comm)  # its consumer may still be cleaning up: let it finish
             return connected, code
         assert connected, code
         sock = Socket(comm, user)
@@ -166,9 +168,9 @@ async def connect():
         return sock
 
     yield _connect
-    for sock in opened:
+    for comm in [sock.comm for sock in opened] + refused:
         try:
-            await sock.close()
+            await comm.disconnect()
         except (Exception, asyncio.CancelledError):  # already closed, or the test failed mid-way
             pass
     await stop_hubs()
