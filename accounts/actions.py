@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.models import Session
 from django.db import transaction
@@ -79,9 +80,13 @@ def user_unmute(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
         audit_record(actor=actor, action="unmute", target=f"user {user.username}", reason=reason)
 
 
-def mute_check(*, user: AbstractBaseUser, now: datetime | None = None) -> None:
-    """Raise `forbidden` while the user is muted."""
-    mute = Mute.objects.filter(user=user, until__gt=now or timezone.now()).first()
-    if mute is not None:
-        because = f": {mute.reason}" if mute.reason else "."
-        raise ChatError("forbidden", f"You are muted until {mute.until:%Y-%m-%d %H:%M} UTC{because}")
+def sender_check(*, user: AbstractBaseUser, now: datetime | None = None) -> None:
+    """Raise `forbidden` unless the user may send now: not banned (even if a socket of theirs
+    outlived the ban), not muted. One query, on every send."""
+    row = get_user_model().objects.filter(pk=user.pk).values_list("is_active", "mute__until", "mute__reason").first()
+    if row is None or not row[0]:
+        raise ChatError("forbidden", "This account is deactivated.")
+    _, until, reason = row
+    if until is not None and until > (now or timezone.now()):
+        because = f": {reason}" if reason else "."
+        raise ChatError("forbidden", f"You are muted until {until:%Y-%m-%d %H:%M} UTC{because}")

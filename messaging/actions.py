@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from accounts.actions import audit_record, moderator_require, mute_check
+from accounts.actions import audit_record, moderator_require, sender_check
 from chatsite.errors import ChatError
 from groups.models import ChatGroup, layer_group_for
 from groups.selectors import group_require_member
@@ -50,7 +50,7 @@ def message_send(
         existing = _find_by_client_id(sender, client_id)
         if existing is not None:
             return existing, False
-    mute_check(user=sender)
+    sender_check(user=sender)
     if chat == PRIVATE:
         recipient, group = user_get(username=to), None
     else:

@@ -263,3 +263,12 @@ def test_the_message_list_stays_cheap_with_100000_messages(iago, alice, bob, dja
     with django_assert_max_num_queries(12):
         page = client.get("/admin/messaging/message/")
     assert page.status_code == 200 and b"message 99999" in page.content
+
+
+def test_a_banned_user_cannot_send_even_from_a_socket_that_outlived_the_ban(iago, alice, bob):
+    from chatsite.errors import ChatError
+
+    run_action(iago, "/admin/auth/user/", "ban", [alice.pk], reason="spam")
+    with pytest.raises(ChatError) as error:
+        message_send(sender=alice, chat="Private", to="bob", content="still here?")  # alice: stale, active
+    assert error.value.code == "forbidden" and not Message.objects.exists()
