@@ -61,23 +61,31 @@ class Command(BaseCommand):
             self.stdout.write(line)
 
 
+def _kind_lines(label: str, done: str, created, already, taken, rejected) -> list[str]:
+    """The report lines of users or groups: counts, then what was taken or rejected and why."""
+    lines = [
+        f"{label}: {len(created)} {done}, {len(already)} already imported, "
+        f"{len(taken)} skipped (name taken here), {len(rejected)} rejected."
+    ]
+    if taken:
+        lines.append("  Taken here, not overwritten: " + ", ".join(taken))
+    return lines + [f"  Rejected {name}: {reason}" for name, reason in rejected]
+
+
 def report_lines(report: ImportReport) -> list[str]:
     done = "would be created" if report.dry_run else "created"
     lines = ["Dry run: nothing was written."] if report.dry_run else []
-    lines.append(
-        f"Users: {len(report.users_created)} {done}, {len(report.users_already_imported)} already imported, "
-        f"{len(report.users_taken)} skipped (name taken here), {len(report.users_rejected)} rejected."
+    lines += _kind_lines(
+        "Users", done, report.users_created, report.users_already_imported, report.users_taken, report.users_rejected
     )
-    if report.users_taken:
-        lines.append("  Taken here, not overwritten: " + ", ".join(report.users_taken))
-    lines += [f"  Rejected {name}: {reason}" for name, reason in report.users_rejected]
-    lines.append(
-        f"Groups: {len(report.groups_created)} {done}, {len(report.groups_already_imported)} already imported, "
-        f"{len(report.groups_taken)} skipped (name taken here), {len(report.groups_rejected)} rejected."
+    lines += _kind_lines(
+        "Groups",
+        done,
+        report.groups_created,
+        report.groups_already_imported,
+        report.groups_taken,
+        report.groups_rejected,
     )
-    if report.groups_taken:
-        lines.append("  Taken here, not overwritten: " + ", ".join(report.groups_taken))
-    lines += [f"  Rejected {name}: {reason}" for name, reason in report.groups_rejected]
     if report.members_dropped:
         lines.append(f"  {report.members_dropped} membership(s) left out: the member was not imported.")
     lines.append(
