@@ -1,18 +1,35 @@
-"""Write to a TCP socket at once when nothing is queued, as asyncio's own transports do.
+"""Daphne-specific fast paths for fan-out: frames written to idle sockets at once, and framed
+once per event instead of once per socket.
 
-Twisted's transports never write in `write()`: they queue the bytes and register the socket
-for writability, then write on the next loop turn and unregister again. Under Daphne's
-asyncio reactor that is two `epoll_ctl` calls and a loop turn for every WebSocket frame,
-which profiling showed to be the largest single cost of fan-out (a fifth of the server's
-CPU). Here a write to an idle, plain-TCP connection goes straight to `send()`; whatever the
-kernel does not take at once, and every write behind queued data, takes Twisted's own path,
-so ordering, back-pressure and error handling stay Twisted's.
+1. `install()`: Twisted's transports never write in `write()`: they queue the bytes and
+   register the socket for writability, then write on the next loop turn and unregister
+   again. Under Daphne's asyncio reactor that is two `epoll_ctl` calls and a loop turn for
+   every WebSocket frame, which profiling showed to be the largest single cost of fan-out (a
+   fifth of the server's CPU). Here a write to an idle, plain-TCP connection goes straight to
+   `send()`; whatever the kernel does not take at once, and every write behind queued data,
+   takes Twisted's own path, so ordering, back-pressure and error handling stay Twisted's.
+
+2. `DirectWriteMiddleware` and `Frame`: ASGI has no way to send the same message to many
+   sockets, so through `send()` every socket pays for the session wrapper, Daphne's reply
+   coroutine, autobahn's UTF-8 encoding and framing, and its logging. A server-to-client
+   WebSocket frame is the same bytes for every socket (unmasked, no extension), so the hub
+   builds it once per event (`Frame.wire`) and the middleware, outermost in chatsite.asgi,
+   offers each socket a `DirectWriter` (as the ASGI scope extension `chatsite.direct_write`)
+   that hands those bytes to the connection's transport. It writes only when autobahn itself
+   would write a plain frame at once (socket open, no compression, nothing queued); otherwise
+   it says so and the caller goes through ASGI `send()` as before. Under any other server
+   (the test communicator, uvicorn) there is no writer and every frame takes `send()`.
 """
 
 from __future__ import annotations
 
+import functools
+import struct
+from typing import Any
+
 from twisted.internet import _newtls
 
+DIRECT_WRITE = "chatsite.direct_write"
 _original_write = _newtls.ConnectionMixin.write
 
 
@@ -38,3 +55,83 @@ def _write(self, data: bytes) -> None:
 def install() -> None:
     if _newtls.ConnectionMixin.write is not _write:
         _newtls.ConnectionMixin.write = _write
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unfragmented, unmasked WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x81, size))
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + payload
+
+
+class Frame:
+    """One serialized event on its way to many sockets: its text, and its wire bytes built
+    the first time a socket can take them."""
+
+    __slots__ = ("text", "_wire")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._wire: bytes | None = None
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = text_frame(self.text.encode())
+        return self._wire
+
+
+class DirectWriter:
+    """Writes prepared frames to one Daphne WebSocket connection, when that is safe."""
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def write(self, frame: Frame) -> bool:
+        """Write `frame` now and return True, or return False: then use ASGI `send()`."""
+        protocol = self.protocol
+        if (
+            protocol.state != protocol.STATE_OPEN
+            or protocol._perMessageCompress is not None  # a compressed socket needs its own frames
+            or protocol.send_queue  # autobahn has writes queued: keep their order
+            or protocol.send_state != protocol.SEND_STATE_GROUND
+        ):
+            return False
+        protocol.transport.write(frame.wire)
+        return True
+
+
+def _daphne_protocol(send: Any) -> Any:
+    """The Daphne WebSocket protocol behind an ASGI `send`, if that is what it is."""
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+
+    if (
+        isinstance(send, functools.partial)
+        and isinstance(getattr(send.func, "__self__", None), Server)
+        and send.func.__name__ == "handle_reply"
+        and len(send.args) == 1
+        and isinstance(send.args[0], WebSocketProtocol)
+    ):
+        return send.args[0]
+    return None
+
+
+class DirectWriteMiddleware:
+    """Outermost ASGI middleware for sockets: offers the `chatsite.direct_write` extension."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
+        protocol = _daphne_protocol(send)
+        if protocol is not None:
+            scope = {**scope, "extensions": {**(scope.get("extensions") or {}), DIRECT_WRITE: DirectWriter(protocol)}}
+        return await self.inner(scope, receive, send)

@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatsite.errors import ChatError
+from chatsite.fastwrite import DIRECT_WRITE, Frame
 from groups import actions as group_actions
 from groups.selectors import group_get
 from messaging import actions, events, protocol, selectors
@@ -84,6 +85,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.banned = False
         self.early: list[str] | None = []  # what the hub delivers before the handshake completes
         self.bucket = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
+        self.direct = (self.scope.get("extensions") or {}).get(DIRECT_WRITE)  # None unless under Daphne
         self.hub = await get_hub()
         self.socket_id = self.hub.new_socket_id()
         # In the user's own group first, so no instruction (join, leave, ban) is missed while
@@ -211,8 +213,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # ---- called by the hub ------------------------------------------------------------
 
+    def deliver_now(self, frame: Frame) -> bool:
+        """Write a prepared frame straight to the connection, if it can take it now."""
+        if self.closed:
+            return True  # nothing to deliver to
+        if self.early is not None or self.direct is None:
+            return False
+        return self.direct.write(frame)
+
     async def deliver(self, text: str) -> None:
-        """Write one already-serialized frame to this socket."""
+        """Write one already-serialized frame to this socket through ASGI `send()`."""
         if self.closed:
             return
         if self.early is not None:  # not accepted yet: a WebSocket cannot send before that

@@ -3,8 +3,9 @@
 Channel-layer groups (`chat.user.<id>`, `chat.group.<id>`, `chat.everyone`) each have, in
 every server process, one member: that process's hub channel. The hub keeps its own map
 of layer group -> local sockets. A layer event arrives once per process, already
-serialized (messaging.events), and the hub writes its text straight to exactly the local
-sockets in that group: no layer message, dispatch task or thread hop per delivery.
+serialized (messaging.events), and the hub writes it straight to exactly the local sockets in
+that group: no layer message, dispatch task or thread hop per delivery, and under Daphne one
+WebSocket frame built per event, not per socket (chatsite.fastwrite).
 
 Layer events carry the `group` they were sent to, and may carry instructions that change
 membership at once in every process: `subscribe` / `unsubscribe` (another layer group, for the
@@ -21,6 +22,8 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
+from chatsite.fastwrite import Frame
+
 log = logging.getLogger(__name__)
 # channels_redis forgets a group member `group_expiry` (1 day) after its last group_add; a hub
 # lives longer than that, so it renews its memberships well before.
@@ -29,6 +32,9 @@ RENEW_EVERY = 3600
 
 class LocalSocket(Protocol):
     socket_id: str
+
+    def deliver_now(self, frame: Frame) -> bool:
+        """Write the frame at once if the socket can (see chatsite.fastwrite); False if not."""
 
     async def deliver(self, text: str) -> None: ...
 
@@ -128,8 +134,9 @@ class Hub:
             return
         if text := event.get("text"):
             skip = event.get("skip")
+            frame = Frame(text)  # framed once, for every socket that takes it directly
             for sock in targets:
-                if sock.socket_id != skip:
+                if sock.socket_id != skip and not sock.deliver_now(frame):
                     await sock.deliver(text)
 
     def _settle(self, sock: LocalSocket, group: str) -> None:

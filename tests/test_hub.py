@@ -26,6 +26,9 @@ class FakeSocket:
         self.received: list[str] = []
         self.closed = False
 
+    def deliver_now(self, frame) -> bool:
+        return False  # no direct writer: every frame goes through deliver()
+
     async def deliver(self, text: str) -> None:
         if self.leave_on_delivery:
             await self.hub.leave_all(self)  # the socket closes while the event is being fanned out
