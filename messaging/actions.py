@@ -12,10 +12,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from accounts.actions import audit_record, moderator_require, sender_check
+from accounts.actions import audit_record, moderator_require
 from chatsite.errors import ChatError
 from groups.models import ChatGroup, layer_group_for
-from groups.selectors import group_require_member
 from messaging import events
 from messaging.images import ProcessedImage, decode_data_url, process_image
 from messaging.models import Connection, Image, Message, ReadMarker, Report
@@ -24,7 +23,7 @@ from messaging.selectors import (
     conversation,
     message_to_frame,
     readable_messages,
-    user_get,
+    send_target,
 )
 
 
@@ -50,11 +49,7 @@ def message_send(
         existing = _find_by_client_id(sender, client_id)
         if existing is not None:
             return existing, False
-    sender_check(user=sender)
-    if chat == PRIVATE:
-        recipient, group = user_get(username=to), None
-    else:
-        recipient, group = None, group_require_member(user=sender, name=to)
+    recipient, group = send_target(sender=sender, chat=chat, to=to)
     # Access is checked before the (costly) image is decoded; nothing is stored unless both pass.
     picture = process_image(decode_data_url(content)) if is_image else None
     text = "" if is_image else _validate_text(content)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import (
     Count,
     Exists,
@@ -18,11 +22,83 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from django.utils import timezone
+
+from accounts.actions import sender_check
+from accounts.models import Mute
 from chatsite.errors import ChatError
 from groups.models import ChatGroup
 from groups.selectors import group_require_member, group_summary, groups_with_members
 from messaging.models import Connection, Image, Message, ReadMarker
 from messaging.protocol import GROUP, PRIVATE, history_frame, message_frame, state_frame
+
+
+def send_target(
+    *, sender: AbstractBaseUser, chat: str, to: str, now: datetime | None = None
+) -> tuple[AbstractBaseUser | None, ChatGroup | None]:
+    """The (recipient, group) a `Send` goes to, once the sender may send there: not banned,
+    not muted, and a member of the group or writing to an active user.
+
+    It is one query, run on every message. It is written in SQL, built once from the
+    models' metadata, because Django's query compiler cost more CPU than the query itself
+    (`make bench`, bench/README.md). Every refusal is then explained by the ORM selectors, so
+    the errors are exactly theirs.
+    """
+    sql = _send_sql(connection.vendor, chat)
+    muted_at = connection.ops.adapt_datetimefield_value(now or timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [muted_at, to, sender.pk])
+        row = cursor.fetchone()
+    active, muted, target_id, target_name, extra, allowed = row or (False, None, None, None, None, None)
+    if not active or muted:
+        sender_check(user=sender, now=now)  # raises, with the mute's reason
+    if chat == PRIVATE:
+        if target_id is None or not allowed:
+            return user_get(username=to), None  # raises not_found
+        recipient = get_user_model()(pk=target_id, username=target_name, is_active=True)
+        recipient._state.adding, recipient._state.db = False, connection.alias
+        return recipient, None
+    if target_id is None or not allowed:
+        return None, group_require_member(user=sender, name=to)  # raises not_found / forbidden
+    group = ChatGroup(pk=target_id, name=target_name, owner_id=extra)
+    group._state.adding, group._state.db = False, connection.alias
+    return None, group
+
+
+@functools.cache
+def _send_sql(vendor: str, chat: str) -> str:
+    """SQL of `send_target`; parameters: the time a mute must outlast, `To`, the sender's id."""
+    qn = connection.ops.quote_name
+    user = get_user_model()._meta
+    user_id = qn(user.pk.column)
+    users, active = qn(user.db_table), qn(user.get_field("is_active").column)
+    username = qn(user.get_field(get_user_model().USERNAME_FIELD).column)
+    mute = Mute._meta
+    mutes, until = qn(mute.db_table), qn(mute.get_field("until").column)
+    mute_user = qn(mute.get_field("user").column)
+    head = (
+        f"SELECT u.{active}, m.{until} > %s"
+        f" FROM {users} u LEFT JOIN {mutes} m ON m.{mute_user} = u.{user_id}"
+    )
+    if chat == PRIVATE:
+        return (
+            head.replace(" FROM ", f", r.{user_id}, r.{username}, NULL, r.{active} FROM ", 1)
+            + f" LEFT JOIN {users} r ON r.{username} = %s WHERE u.{user_id} = %s"
+        )
+    group = ChatGroup._meta
+    groups = qn(group.db_table)
+    through = ChatGroup.members.through._meta
+    member_group = qn(through.get_field("chatgroup").column)
+    member_user = qn(through.get_field("user").column)
+    columns = (
+        f", g.{qn(group.pk.column)}, g.{qn(group.get_field('name').column)}, g.{qn(group.get_field('owner').column)},"
+        f" EXISTS (SELECT 1 FROM {qn(through.db_table)} t"
+        f" WHERE t.{member_group} = g.{qn(group.pk.column)} AND t.{member_user} = u.{user_id})"
+    )
+    return (
+        head.replace(" FROM ", f"{columns} FROM ", 1)
+        + f" LEFT JOIN {groups} g ON g.{qn(group.get_field('name').column)} = %s WHERE u.{user_id} = %s"
+    )
 
 
 def user_get(*, username: str) -> AbstractBaseUser:

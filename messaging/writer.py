@@ -88,6 +88,8 @@ def _store(batch: list[dict[str, Any]]) -> tuple[list[Any], list[events.Event]]:
                 outcomes.append(error)
         return outcomes
 
+    if len(batch) == 1:  # message_send's own transaction is enough: no savepoint inside another
+        return events.collecting(_store_each, batch)
     try:
         return events.collecting(all_at_once)
     except Exception:

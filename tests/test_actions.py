@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Mute
 
 from chatsite.errors import ChatError
 from groups import actions as group_actions
@@ -92,3 +97,61 @@ def test_connection_open_and_close_announce_presence_once_per_user(alice):
 def test_presence_reset_forgets_stale_connections(alice):
     actions.connection_open(user=alice, channel_name="crashed")
     assert actions.presence_reset() == 1
+
+
+# ---- who a Send may go to: one hand-written query, refusals explained by the ORM selectors ----
+
+
+@pytest.fixture
+def room(alice, bob):
+    group = ChatGroup.objects.create(name="Room ⚡", owner=alice)
+    group.members.add(alice)
+    return group
+
+
+def _send(sender, chat, to):
+    return actions.message_send(sender=sender, chat=chat, to=to, content="hi")[0]
+
+
+def test_a_member_sends_to_the_group_and_the_stored_message_is_whole(alice, room):
+    message = _send(alice, "Group", "Room ⚡")
+    stored = Message.objects.select_related("group", "sender").get(pk=message.pk)
+    assert (stored.group, stored.sender, stored.recipient_id) == (room, alice, None)
+
+
+def test_a_private_message_reaches_an_active_user_only(alice, bob, carol):
+    assert Message.objects.get(pk=_send(alice, "Private", "bob").pk).recipient == bob
+    carol.is_active = False
+    carol.save()
+    for name in ("carol", "nobody"):
+        with pytest.raises(ChatError) as refused:
+            _send(alice, "Private", name)
+        assert (refused.value.code, refused.value.detail) == ("not_found", f"No user named '{name}'.")
+
+
+@pytest.mark.parametrize(
+    ("to", "code"), [("Room ⚡", "forbidden"), ("room ⚡", "not_found"), ("Room ⚡'; --", "not_found")]
+)
+def test_a_group_send_is_refused_to_non_members_and_unknown_groups(bob, room, to, code):
+    with pytest.raises(ChatError) as refused:
+        _send(bob, "Group", to)
+    assert refused.value.code == code
+    assert not Message.objects.exists()
+
+
+def test_a_mute_refuses_with_its_reason_until_it_ends(alice, bob, room):
+    mute = Mute.objects.create(user=alice, until=timezone.now() + timedelta(minutes=5), reason="cool off")
+    for chat, to in (("Group", "Room ⚡"), ("Private", "bob")):
+        with pytest.raises(ChatError) as refused:
+            _send(alice, chat, to)
+        assert refused.value.code == "forbidden" and "cool off" in refused.value.detail
+    mute.until = timezone.now() - timedelta(microseconds=1)
+    mute.save()
+    assert _send(alice, "Group", "Room ⚡").pk
+
+
+def test_a_banned_sender_is_refused_even_on_a_socket_that_outlived_the_ban(alice, room):
+    get_user_model().objects.filter(pk=alice.pk).update(is_active=False)  # `alice` still says active
+    with pytest.raises(ChatError) as refused:
+        _send(alice, "Group", "Room ⚡")
+    assert refused.value.code == "forbidden"
