@@ -13,6 +13,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -57,8 +58,8 @@ _run_in_pool = DatabaseSyncToAsync(events.collecting, thread_sensitive=False)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    # No channel-layer channel per socket: the process's hub is the layer's only member here.
-    channel_layer_alias = "__hub_only__"
+    """One WebSocket. It has no channel-layer channel: the process's hub is the layer's only
+    member here, and writes to this socket through `deliver_now` / `deliver`."""
 
     async def dispatch(self, message: dict) -> None:
         # Channels' own dispatch closes stale database connections before every handler, a
@@ -70,8 +71,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def __call__(self, scope, receive, send) -> None:
+        # AsyncConsumer.__call__ without a layer channel: one ASGI queue to read, so no
+        # await_many_dispatch (a task and its futures per socket, all the socket's life).
+        self.scope, self.base_send, self.channel_layer = scope, send, None
         try:
-            await super().__call__(scope, receive, send)
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
         finally:  # however the socket ends (crash, cancellation), it leaves the hub and presence
             await self._cleanup()
 

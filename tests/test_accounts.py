@@ -72,3 +72,38 @@ def test_chat_page_carries_its_config(client, alice):
     client.force_login(alice)
     page = client.get("/").content.decode()
     assert 'id="chat-config"' in page and '"User": "alice"' in page
+
+
+# ---- who is on a WebSocket: the session cookie, read once at the handshake ----
+
+
+def _socket_user(cookie: str | None):
+    from asgiref.sync import async_to_sync
+
+    from accounts.middleware import SessionAuthMiddleware
+
+    seen = {}
+
+    async def inner(scope, receive, send):
+        seen.update(scope)
+
+    headers = [(b"host", b"testserver")] + ([(b"cookie", cookie.encode())] if cookie is not None else [])
+    async_to_sync(SessionAuthMiddleware(inner))({"type": "websocket", "headers": headers}, None, None)
+    return seen["user"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_is_its_session_user_and_nobody_without_a_valid_session():
+    from django.conf import settings
+
+    from tests.conftest import session_cookie
+
+    dave = make_user("dave")
+    name = settings.SESSION_COOKIE_NAME
+    cookie = f"theme=dark; {name}={session_cookie(dave)}"
+    assert _socket_user(cookie) == dave
+    for other in (None, "", f"{name}=forged", "garbage;;=="):
+        assert not _socket_user(other).is_authenticated, other
+    dave.set_password("a new password entirely")  # Django ends the sessions of a changed password
+    dave.save()
+    assert not _socket_user(cookie).is_authenticated
