@@ -4,6 +4,7 @@ This does what Channels' `AuthMiddlewareStack` does (Cookie, Session and Auth mi
 in one ASGI layer: one copy of the scope and one coroutine per socket instead of three of
 each, and no session wrapper around every frame sent. A socket never changes its session,
 so nothing is saved back; `scope["user"]` is the user of the session, or AnonymousUser.
+Unlike the stack, it leaves no `session` or `cookies` in the scope.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class SessionAuthMiddleware:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
         header = next((value for name, value in scope.get("headers", ()) if name == b"cookie"), b"")
-        cookies = parse_cookie(header.decode("latin1"))
-        scope = {**scope, "cookies": cookies, "session": self.session_store(cookies.get(settings.SESSION_COOKIE_NAME))}
-        scope["user"] = await get_user(scope)
-        return await self.inner(scope, receive, send)
+        session = self.session_store(parse_cookie(header.decode("latin1")).get(settings.SESSION_COOKIE_NAME))
+        user = await get_user({"session": session})
+        # Only the user stays in the scope: a socket holds it for its whole life, and the
+        # session (and its cookies) are not needed after this.
+        return await self.inner({**scope, "user": user}, receive, send)

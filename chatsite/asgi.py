@@ -23,8 +23,7 @@ fastwrite.install()  # Daphne runs on Twisted: see chatsite/fastwrite.py
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": fastwrite.DirectWriteMiddleware(
-            AllowedHostsOriginValidator(SessionAuthMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
+        # No middleware here may wrap `send`: the hub writes past it (chatsite.fastwrite).
+        "websocket": AllowedHostsOriginValidator(SessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -9,16 +9,16 @@ once per event instead of once per socket.
    `send()`; whatever the kernel does not take at once, and every write behind queued data,
    takes Twisted's own path, so ordering, back-pressure and error handling stay Twisted's.
 
-2. `DirectWriteMiddleware` and `Frame`: ASGI has no way to send the same message to many
-   sockets, so through `send()` every socket pays for the session wrapper, Daphne's reply
-   coroutine, autobahn's UTF-8 encoding and framing, and its logging. A server-to-client
-   WebSocket frame is the same bytes for every socket (unmasked, no extension), so the hub
-   builds it once per event (`Frame.wire`) and the middleware, outermost in chatsite.asgi,
-   offers each socket a `DirectWriter` (as the ASGI scope extension `chatsite.direct_write`)
-   that hands those bytes to the connection's transport. It writes only when autobahn itself
-   would write a plain frame at once (socket open, no compression, nothing queued); otherwise
-   it says so and the caller goes through ASGI `send()` as before. Under any other server
-   (the test communicator, uvicorn) there is no writer and every frame takes `send()`.
+2. `Frame` and `direct_writer()`: ASGI has no way to send the same message to many sockets,
+   so through `send()` every socket pays for Daphne's reply coroutine, autobahn's UTF-8
+   encoding and framing, and its logging. A server-to-client WebSocket frame is the same
+   bytes for every socket (unmasked, no extension), so the hub builds it once per event
+   (`Frame.wire`), and each consumer asks `direct_writer()` for a `DirectWriter` over the
+   Daphne connection behind its ASGI `send` (no middleware in chatsite.asgi wraps `send`),
+   which hands those bytes to the connection's transport. It writes only when autobahn
+   itself would write a plain frame at once (socket open, no compression, nothing queued);
+   otherwise it says so and the caller goes through ASGI `send()` as before. Under any other
+   server (the test communicator, uvicorn) there is no writer and every frame takes `send()`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 
 from twisted.internet import _newtls
 
-DIRECT_WRITE = "chatsite.direct_write"
 _original_write = _newtls.ConnectionMixin.write
 
 
@@ -108,8 +107,9 @@ class DirectWriter:
         return True
 
 
-def _daphne_protocol(send: Any) -> Any:
-    """The Daphne WebSocket protocol behind an ASGI `send`, if that is what it is."""
+def direct_writer(send: Any) -> DirectWriter | None:
+    """A writer for the Daphne WebSocket connection behind an ASGI `send`, if that is what it
+    is: the plain `send` Daphne hands an application (no middleware here wraps it)."""
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
 
@@ -120,18 +120,5 @@ def _daphne_protocol(send: Any) -> Any:
         and len(send.args) == 1
         and isinstance(send.args[0], WebSocketProtocol)
     ):
-        return send.args[0]
+        return DirectWriter(send.args[0])
     return None
-
-
-class DirectWriteMiddleware:
-    """Outermost ASGI middleware for sockets: offers the `chatsite.direct_write` extension."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
-        protocol = _daphne_protocol(send)
-        if protocol is not None:
-            scope = {**scope, "extensions": {**(scope.get("extensions") or {}), DIRECT_WRITE: DirectWriter(protocol)}}
-        return await self.inner(scope, receive, send)

@@ -19,7 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatsite.errors import ChatError
-from chatsite.fastwrite import DIRECT_WRITE, Frame
+from chatsite.fastwrite import Frame, direct_writer
 from groups import actions as group_actions
 from groups.selectors import group_get
 from messaging import actions, events, protocol, selectors
@@ -32,6 +32,8 @@ CLOSE_POLICY = 4003
 
 class TokenBucket:
     """Per-socket flood control: `rate` frames a second, bursts up to `burst`."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = rate, burst
@@ -92,7 +94,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.banned = False
         self.early: list[str] | None = []  # what the hub delivers before the handshake completes
         self.bucket = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
-        self.direct = (self.scope.get("extensions") or {}).get(DIRECT_WRITE)  # None unless under Daphne
+        self.direct = direct_writer(self.base_send)  # None unless under Daphne
         self.hub = await get_hub()
         self.socket_id = self.hub.new_socket_id()
         # In the user's own group first, so no instruction (join, leave, ban) is missed while

@@ -9,7 +9,7 @@ from autobahn.websocket.protocol import PreparedMessage
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
-from chatsite.fastwrite import DIRECT_WRITE, DirectWriteMiddleware, DirectWriter, Frame, text_frame
+from chatsite.fastwrite import DirectWriter, Frame, direct_writer, text_frame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 200_000])
@@ -67,16 +67,14 @@ def test_otherwise_the_caller_is_told_to_use_asgi_send(change):
     assert protocol.transport.written == []
 
 
-async def test_the_middleware_offers_a_writer_only_under_daphne():
-    seen = []
-
-    async def inner(scope, receive, send):
-        seen.append(scope.get("extensions", {}).get(DIRECT_WRITE))
-
+def test_a_writer_is_offered_only_for_daphne_s_own_send():
     protocol = WebSocketProtocol()
     server = Server.__new__(Server)
-    app = DirectWriteMiddleware(inner)
-    await app({"type": "websocket"}, None, functools.partial(server.handle_reply, protocol))
-    await app({"type": "websocket"}, None, lambda message: None)
-    assert isinstance(seen[0], DirectWriter) and seen[0].protocol is protocol
-    assert seen[1] is None
+    writer = direct_writer(functools.partial(server.handle_reply, protocol))
+    assert isinstance(writer, DirectWriter) and writer.protocol is protocol
+
+    async def wrapped(message):  # a middleware's send: its work would be skipped, so no writer
+        await server.handle_reply(protocol, message)
+
+    assert direct_writer(wrapped) is None
+    assert direct_writer(functools.partial(print, protocol)) is None
