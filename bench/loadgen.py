@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import bisect
+import hashlib
 import http.cookiejar
 import json
 import math
 import os
 import re
 import resource
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -34,9 +37,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
-
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 PREFIX = "bench "
 NS = 1_000_000_000
@@ -221,7 +221,366 @@ async def login_all(urls: list[str], usernames: list[str], password: str, concur
     return dict(zip(usernames, sessions))
 
 
-# ---- WebSocket clients -----------------------------------------------------------------------
+# ---- a minimal WebSocket client (RFC 6455) ---------------------------------------------------
+#
+# The `websockets` library cost 7-25 µs of this process's CPU per received frame: its frame
+# parser, its queue, an `async for` step, a `json.loads`, and asyncio's plain-Protocol read path,
+# which allocates a 256 KiB bytes object per recv() (an mmap and a page fault each time). At tens
+# of thousands of deliveries/s that took most of a core from the servers being measured. This
+# client reads every socket into one preallocated buffer (asyncio.BufferedProtocol), parses the
+# frames in place, and reads the bench stamp of a `Message` without JSON (message_stamp).
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+MAX_RESPONSE_HEAD = 64 * 1024
+
+# messaging.protocol.encode: json.dumps(frame, ensure_ascii=False, separators=(",", ":")) of
+# {"Type": "Message", "Id": .., "From": .., "To": .., "Chat": .., "Content": .., ...}.
+MESSAGE_HEAD = b'{"Type":"Message",'
+FROM_KEY = b',"From":"'
+CONTENT_KEY = b',"Content":"'
+CONTENT_BENCH = CONTENT_KEY + PREFIX.encode()
+NOT_BENCH = ()  # message_stamp: a Message whose Content is not a bench stamp
+
+
+class HandshakeError(Exception):
+    """The server did not switch to the WebSocket protocol (403, a bad accept key, ...)."""
+
+
+class WebSocketClosed(ConnectionError):
+    """Sending on a socket that is closed or closing."""
+
+
+def accept_key(key: str) -> str:
+    """The Sec-WebSocket-Accept a server must answer to Sec-WebSocket-Key `key`."""
+    return base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
+
+
+def mask_payload(payload: bytes, mask: bytes) -> bytes:
+    """XOR `payload` with the 4-byte `mask` repeated (masking and unmasking are the same)."""
+    n = len(payload)
+    if not n:
+        return b""
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+    return (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+
+
+def encode_frame(opcode: int, payload: bytes, mask: bytes | None = None) -> bytes:
+    """One unfragmented client-to-server frame, masked with a fresh random key."""
+    if mask is None:
+        mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 1 << 16:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    return head + mask + mask_payload(payload, mask)
+
+
+def handshake_request(host: str, path: str, key: str, headers: dict[str, str]) -> bytes:
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def check_handshake_response(head: bytes, key: str) -> None:
+    """Raise HandshakeError unless `head` (status line and headers, no blank line) accepts `key`."""
+    status, *lines = head.decode("latin-1").split("\r\n")
+    parts = status.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+        raise HandshakeError(f"malformed handshake response: {status[:80]!r}")
+    if parts[1] != "101":
+        raise HandshakeError(f"server rejected WebSocket connection: HTTP {' '.join(parts[1:])}")
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise HandshakeError(f"malformed handshake header: {line[:80]!r}")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("upgrade", "").lower() != "websocket":
+        raise HandshakeError(f"handshake: Upgrade is {headers.get('upgrade')!r}, not websocket")
+    if "upgrade" not in {token.strip().lower() for token in headers.get("connection", "").split(",")}:
+        raise HandshakeError(f"handshake: Connection is {headers.get('connection')!r}, not Upgrade")
+    if headers.get("sec-websocket-accept") != accept_key(key):
+        raise HandshakeError(f"handshake: wrong Sec-WebSocket-Accept {headers.get('sec-websocket-accept')!r}")
+    for offered_none in ("sec-websocket-extensions", "sec-websocket-protocol"):
+        if headers.get(offered_none):
+            raise HandshakeError(f"handshake: unrequested {offered_none}: {headers[offered_none]!r}")
+
+
+OnMessage = Callable[[Any, int, int, int], None]
+
+
+# Every socket reads into this one buffer (get_buffer, then buffer_updated at once): its frames
+# are handled before any other read, so sharing it is safe. Only an incomplete frame at the end of
+# a read is copied, to the socket's own buffer.
+RECV_BUFFER = bytearray(256 * 1024)
+RECV_VIEW = memoryview(RECV_BUFFER)
+
+
+class WebSocketProtocol(asyncio.BufferedProtocol):
+    """The client end of one WebSocket: the opening handshake, then frames parsed as they are read.
+
+    `on_message(buf, start, end, arrived_ns)` gets each whole data message (text or binary,
+    fragments joined) as `buf[start:end]`; `buf` is only valid during the call. `arrived_ns` is
+    perf_counter_ns taken once per read: the frames in one read arrived together.
+    Pings are answered, a close is answered and closes the socket; `on_close()` runs once at the end.
+    """
+
+    def __init__(self, key: str, request: bytes, on_message: OnMessage, on_close: Callable[[], None] | None) -> None:
+        self.key, self.request = key, request
+        self.on_message, self.on_close = on_message, on_close
+        self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.open = False  # handshake done and not closed: frames are read
+        self.closed = False  # closed or closing: nothing more is read or sent
+        self.close_code: int | None = None
+        self.error: str | None = None
+        self.head = bytearray()  # the handshake response, until its blank line
+        self.buf = bytearray()  # an incomplete frame left from the last chunk
+        self.fragments: bytearray | None = None  # a fragmented message being joined
+        self.paused = False
+        self.drained: asyncio.Future[None] | None = None
+
+    # -- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return RECV_VIEW
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.open:
+            self._frames(RECV_BUFFER, nbytes, time.perf_counter_ns())
+        elif not self.closed:
+            self._handshake_data(RECV_BUFFER[:nbytes])
+
+    def data_received(self, data: bytes) -> None:
+        """Take `data` as if read from the socket (the tests feed frames this way)."""
+        if self.open:
+            self._frames(data, len(data), time.perf_counter_ns())
+        elif not self.closed:
+            self._handshake_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.handshake.done():
+            self.handshake.set_exception(ConnectionError(f"connection closed during the opening handshake: {exc}"))
+        self._closed()
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    # -- sending
+
+    async def send(self, text: str) -> None:
+        """Send one text frame; wait while the transport's write buffer is over its high mark."""
+        if self.closed:
+            raise WebSocketClosed(f"WebSocket is closed (code {self.close_code}, {self.error or 'no error'})")
+        self.transport.write(encode_frame(OP_TEXT, text.encode()))
+        if self.paused:
+            self.drained = asyncio.get_running_loop().create_future()
+            await self.drained
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once; no more callbacks."""
+        self.on_message, self.on_close = _ignore_message, None
+        self.open, self.closed = False, True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- receiving
+
+    def _handshake_data(self, data: bytes) -> None:
+        self.head += data
+        end = self.head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.head) > MAX_RESPONSE_HEAD:
+                self._fail_handshake(HandshakeError("handshake response head too long"))
+            return
+        try:
+            check_handshake_response(bytes(self.head[:end]), self.key)
+        except HandshakeError as error:
+            self._fail_handshake(error)
+            return
+        rest, self.head = bytes(self.head[end + 4 :]), bytearray()
+        self.open = True
+        if not self.handshake.done():
+            self.handshake.set_result(None)
+        if rest:
+            self._frames(rest, len(rest), time.perf_counter_ns())
+
+    def _fail_handshake(self, error: Exception) -> None:
+        if not self.handshake.done():
+            self.handshake.set_exception(error)
+        self.closed = True
+        self.transport.close()
+
+    def _frames(self, data: bytes | bytearray, n: int, arrived: int) -> None:
+        """Every whole frame in what was left over plus data[:n]; keep the incomplete rest."""
+        buf = self.buf
+        if buf:
+            buf += memoryview(data)[:n]
+            data, n = buf, len(buf)
+        pos = 0
+        while n - pos >= 2:
+            b0, b1 = data[pos], data[pos + 1]
+            length = b1 & 0x7F
+            if length < 126:
+                start = pos + 2
+            elif length == 126:
+                if n - pos < 4:
+                    break
+                length, start = int.from_bytes(data[pos + 2 : pos + 4], "big"), pos + 4
+            else:
+                if n - pos < 10:
+                    break
+                length, start = int.from_bytes(data[pos + 2 : pos + 10], "big"), pos + 10
+            if b1 & 0x80:
+                return self._fail(1002, "masked frame from the server")
+            end = start + length
+            if end > n:
+                break
+            pos = end
+            if b0 == 0x81 and self.fragments is None:  # the usual: one whole text frame
+                self.on_message(data, start, end, arrived)
+            else:
+                self._other_frame(b0, data, start, end, arrived)
+                if self.closed:
+                    return
+        if data is buf:
+            del buf[:pos]
+        elif pos < n:
+            buf += memoryview(data)[pos:n]
+
+    def _other_frame(self, b0: int, data: bytes, start: int, end: int, arrived: int) -> None:
+        opcode, fin = b0 & 0x0F, b0 & 0x80
+        if b0 & 0x70:
+            return self._fail(1002, "reserved bits set (no extension was negotiated)")
+        if opcode >= 0x8:
+            if not fin or end - start > 125:
+                return self._fail(1002, "fragmented or too long control frame")
+            if opcode == OP_PING:
+                self.transport.write(encode_frame(OP_PONG, bytes(data[start:end])))
+            elif opcode == OP_CLOSE:
+                self._close_received(bytes(data[start:end]))
+            elif opcode != OP_PONG:
+                self._fail(1002, f"unknown control opcode {opcode}")
+        elif opcode == OP_CONTINUATION:
+            if self.fragments is None:
+                return self._fail(1002, "continuation frame outside a fragmented message")
+            self.fragments += data[start:end]
+            if fin:
+                message, self.fragments = self.fragments, None
+                self.on_message(message, 0, len(message), arrived)
+        elif opcode in (OP_TEXT, OP_BINARY):
+            if self.fragments is not None:
+                return self._fail(1002, "new message inside a fragmented one")
+            if fin:
+                self.on_message(data, start, end, arrived)
+            else:
+                self.fragments = bytearray(data[start:end])
+        else:
+            self._fail(1002, f"unknown data opcode {opcode}")
+
+    def _close_received(self, payload: bytes) -> None:
+        self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+        self.transport.write(encode_frame(OP_CLOSE, payload[:2]))  # echo the status code
+        self.transport.close()  # the server closes its end too; nothing more to wait for
+        self._closed()
+
+    def _fail(self, code: int, reason: str) -> None:
+        self.error = reason
+        print(f"[loadgen] WebSocket protocol error: {reason}", file=sys.stderr, flush=True)
+        self.transport.write(encode_frame(OP_CLOSE, code.to_bytes(2, "big")))
+        self.transport.close()
+        self._closed()
+
+    def _closed(self) -> None:
+        self.open, self.closed = False, True
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
+
+
+def _ignore_message(buf: Any, start: int, end: int, arrived: int) -> None:
+    pass
+
+
+async def ws_connect(
+    url: str,
+    *,
+    headers: dict[str, str],
+    on_message: OnMessage,
+    on_close: Callable[[], None] | None = None,
+    open_timeout: float = 60,
+) -> WebSocketProtocol:
+    """Open ws://host:port/path: TCP, the upgrade request with `headers`, a checked 101 answer."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "ws" or not parts.hostname:
+        raise ValueError(f"only ws:// URLs are supported, not {url!r}")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = handshake_request(parts.netloc, path, key, headers)
+    loop = asyncio.get_running_loop()
+    protocol: WebSocketProtocol | None = None
+
+    def factory() -> WebSocketProtocol:
+        nonlocal protocol
+        protocol = WebSocketProtocol(key, request, on_message, on_close)
+        return protocol
+
+    try:
+        async with asyncio.timeout(open_timeout):
+            await loop.create_connection(factory, parts.hostname, parts.port or 80)
+            await protocol.handshake
+    except BaseException:
+        if protocol is not None:
+            protocol.abort()
+        raise
+    return protocol
+
+
+def message_stamp(buf: Any, start: int, end: int) -> tuple[Any, int] | tuple[()] | None:
+    """Read a `Message` frame in buf[start:end] without json.loads.
+
+    Returns (From as bytes, the sender's perf_counter_ns) for a bench message, NOT_BENCH when its
+    Content is not a bench stamp, None when the frame must be decoded in full (a key missing, or a
+    backslash anywhere: an escape). Without escapes, `,"From":"` cannot occur inside a JSON string
+    (its quotes would be escaped), so the first match is the key itself; likewise for Content.
+    """
+    if buf.find(b"\\", start, end) >= 0:
+        return None
+    f = buf.find(FROM_KEY, start, end)
+    c = buf.find(CONTENT_BENCH, start, end)
+    if f < 0 or c < 0:
+        return NOT_BENCH if f >= 0 and buf.find(CONTENT_KEY, start, end) >= 0 else None
+    f += len(FROM_KEY)
+    c += len(CONTENT_BENCH)
+    c_end = buf.find(b'"', c, end)
+    sender = buf[f : buf.find(b'"', f, end)]
+    # Content is `bench <sender> <seq> <ns>`: the stamp follows the last space (the prefix's at least).
+    return sender, int(buf[buf.rfind(b" ", c - 1, c_end) + 1 : c_end])
+
+
+# ---- chat clients ------------------------------------------------------------------------------
 
 
 class Client:
@@ -229,42 +588,47 @@ class Client:
 
     def __init__(self, username: str, index: int) -> None:
         self.username, self.index = username, index
-        self.ws: ClientConnection | None = None
+        self.name_bytes = username.encode()
+        self.ws: WebSocketProtocol | None = None
         self.ready = asyncio.Event()
         self.inflight: asyncio.Semaphore | None = None
         self.seq = 0
-        self.reader: asyncio.Task | None = None
         self.closed = False
 
     async def open(self, base_url: str, session: str) -> tuple[float, float]:
         """Handshake, then `Connect` and wait for `State`. Returns both durations in ms."""
         t0 = now_ns()
-        self.ws = await connect(
+        self.ws = await ws_connect(
             base_url.replace("http://", "ws://") + "/ws/chat/",
-            origin=base_url,
-            additional_headers={"Cookie": f"sessionid={session}"},
-            proxy=None,
-            ping_interval=None,
-            max_size=None,
+            headers={"Origin": base_url, "Cookie": f"sessionid={session}"},
+            on_message=self.on_ws_message,
+            on_close=self.on_ws_close,
             open_timeout=60,
-            close_timeout=2,
         )
         t1 = now_ns()
-        self.reader = asyncio.create_task(self._read())
         await self.ws.send('{"Type":"Connect"}')
         await asyncio.wait_for(self.ready.wait(), timeout=60)
         return (t1 - t0) / 1e6, (now_ns() - t0) / 1e6
 
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                self.handle(raw)
-        except ConnectionClosed:
-            pass
+    def on_ws_close(self) -> None:
         self.closed = True
 
-    def handle(self, raw: str | bytes) -> None:
-        arrived = now_ns()
+    def on_ws_message(self, buf: Any, start: int, end: int, arrived: int) -> None:
+        """A bench `Message` is read without JSON; any other frame goes through `handle`."""
+        if buf.startswith(MESSAGE_HEAD, start, end):
+            stamp = message_stamp(buf, start, end)
+            if stamp is not None:
+                REC.frames += 1
+                if stamp is not NOT_BENCH:
+                    REC.delivery(stamp[1], arrived)
+                    if stamp[0] == self.name_bytes and self.inflight is not None:
+                        self.inflight.release()
+                return
+        self.handle(buf[start:end], arrived)
+
+    def handle(self, raw: str | bytes, arrived: int | None = None) -> None:
+        if arrived is None:
+            arrived = now_ns()
         REC.frames += 1
         frame = json.loads(raw)
         kind = frame.get("Type")
@@ -304,10 +668,8 @@ class Client:
         await self.ws.send(json.dumps(frame))
 
     def abort(self) -> None:
-        if self.reader:
-            self.reader.cancel()
-        if self.ws is not None and self.ws.transport is not None:
-            self.ws.transport.abort()
+        if self.ws is not None:
+            self.ws.abort()
 
 
 async def open_clients(
