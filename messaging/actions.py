@@ -49,12 +49,13 @@ def message_send(
         existing = _find_by_client_id(sender, client_id)
         if existing is not None:
             return existing, False
-    recipient, group = send_target(sender=sender, chat=chat, to=to)
-    # Access is checked before the (costly) image is decoded; nothing is stored unless both pass.
+    if is_image:  # access first: an image is not decoded for nothing (checked again below)
+        send_target(sender=sender, chat=chat, to=to)
     picture = process_image(decode_data_url(content)) if is_image else None
     text = "" if is_image else _validate_text(content)
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # the check and the write in one transaction
+            recipient, group = send_target(sender=sender, chat=chat, to=to)
             message = Message.objects.create(
                 sender=sender,
                 recipient=recipient,
@@ -69,9 +70,12 @@ def message_send(
     except IntegrityError:
         # This ClientId is stored already (a retry, or the same message from another tab).
         existing = _find_by_client_id(sender, client_id) if client_id else None
-        if existing is None:
-            raise
-        return existing, False
+        if existing is not None:
+            return existing, False
+        # Or the group went away under the commit (PostgreSQL checks its foreign keys then):
+        # refused as if it had gone first.
+        send_target(sender=sender, chat=chat, to=to)
+        raise
     return message, True
 
 

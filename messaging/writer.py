@@ -2,7 +2,8 @@
 
 Every `Send` of a text message is queued; one writer per process stores everything queued
 in one worker-thread hop and one transaction (each message in a savepoint of its own, so one
-refusal loses nothing else), then publishes the committed events. Nothing waits for a batch to fill: the first
+refusal loses nothing else; a batch of one is simply its own transaction), then publishes the
+committed events. Nothing waits for a batch to fill: the first
 send starts a write at once, and sends that arrive meanwhile make up the next one.
 Images keep their own path: decoding them must not hold the database's write lock.
 """
@@ -62,7 +63,7 @@ class SendWriter:
 def _store_each(batch: list[dict[str, Any]]) -> list[Any]:
     outcomes: list[Any] = []
     for kwargs in batch:
-        try:  # message_send writes in a savepoint of its own, and refuses before writing
+        try:  # message_send writes in a transaction (a savepoint in a batch) and refuses before writing
             outcomes.append(actions.message_send(**kwargs))
         except Exception as error:  # this message only; the others go on
             outcomes.append(error)
@@ -81,11 +82,12 @@ def _store(batch: list[dict[str, Any]]) -> tuple[list[Any], list[events.Event]]:
     def one_by_one() -> list[Any]:
         outcomes: list[Any] = []
         for kwargs in batch:
-            try:
+            try:  # exactly one outcome per message, whether it or its commit fails
                 with transaction.atomic():
-                    outcomes.extend(_store_each([kwargs]))
+                    outcome = _store_each([kwargs])[0]
             except Exception as error:
-                outcomes.append(error)
+                outcome = error
+            outcomes.append(outcome)
         return outcomes
 
     if len(batch) == 1:  # message_send's own transaction is enough: no savepoint inside another

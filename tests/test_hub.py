@@ -241,7 +241,10 @@ async def test_a_ban_while_the_socket_opens_refuses_the_handshake(connect, alice
     async def ban_then_finish(self, sock, groups):
         # the ban commits and its `close` reaches the hub after the socket's groups were read
         await database_sync_to_async(user_ban)(actor=iago, user=alice, reason="spam")
-        await asyncio.sleep(0.05)
+        for _ in range(300):  # until the hub has applied it (Redis pub/sub: a few ms, 100 ms at first)
+            if sock.banned:
+                break
+            await asyncio.sleep(0.01)
         await real_finish(self, sock, groups)
 
     monkeypatch.setattr(Hub, "finish_open", ban_then_finish)
@@ -308,3 +311,41 @@ def test_hub_channels_have_room_for_bursts():
     layer = get_channel_layer()
     assert layer.get_capacity("hub..inmemory!abc") == 100_000
     assert layer.get_capacity("specific..inmemory!abc") == 1000
+
+
+async def test_when_a_batch_commit_fails_every_sender_hears_its_own_outcome(alice, bob, monkeypatch):
+    """The batch's commit fails (a deferred foreign key: the group was deleted under it); each
+    message is then stored alone, and each sender gets its own outcome, not its neighbour's."""
+    from groups.models import ChatGroup
+    from messaging import actions
+    from messaging.writer import SendWriter
+
+    def make_room():
+        room = ChatGroup.objects.create(name="Room", owner=alice)
+        room.members.add(alice)
+
+    await database_sync_to_async(make_room)()
+    real_target = actions.send_target
+    deleted = []
+
+    def deleted_meanwhile(**kwargs):
+        target = real_target(**kwargs)
+        if kwargs["chat"] == "Group":  # deleted inside the transaction: its commit fails
+            deleted.append(ChatGroup.objects.filter(name="Room").delete())
+        return target
+
+    monkeypatch.setattr(actions, "send_target", deleted_meanwhile)
+    writer = SendWriter()
+    results = await asyncio.gather(
+        writer.send(sender=alice, chat="Group", to="Room", content="hi"),
+        writer.send(sender=alice, chat="Private", to="bob", content="x"),
+        return_exceptions=True,
+    )
+    assert deleted, "the group was deleted inside the batch"
+    stored = await database_sync_to_async(lambda: set(Message.objects.values_list("text", flat=True)))()
+    for content, result in zip(["hi", "x"], results):
+        if isinstance(result, Exception):
+            assert content not in stored, f"{content!r} was refused but stored"
+        else:
+            assert result[0].text == content and content in stored, f"{content!r} got {result!r}"
+    assert results[1][0].text == "x"
