@@ -17,6 +17,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from chatsite.settings import redis_channel_layer
 from messaging.hub import stop_hubs
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -56,16 +57,7 @@ def fast_hasher(settings):
 
 
 def redis_layer() -> dict:
-    return {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 10000}],
-                "prefix": f"test-{uuid.uuid4().hex[:8]}",
-                "capacity": 1000,
-            },
-        }
-    }
+    return {"default": redis_channel_layer(REDIS_URL, prefix=f"test-{uuid.uuid4().hex[:8]}")}
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -6,6 +6,7 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 
+from chatsite.settings import redis_channel_layer
 from tests.conftest import (
     REDIS_URL,
     live_database_url,
@@ -82,12 +83,7 @@ async def test_a_users_tabs_on_two_processes_share_read_pointers_and_a_ban_close
         await b1.send(json.dumps({"Type": "Read", "Chat": "Private", "To": "alice", "Id": message["Id"]}))
         assert (await next_of(b2, "Read"))["Id"] == message["Id"]
         # A moderator in another process (this one) bans bob: both of his tabs close.
-        settings.CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [{"address": two_servers[0].extra_env["REDIS_URL"], "socket_timeout": None}]},
-            }
-        }
+        settings.CHANNEL_LAYERS = {"default": redis_channel_layer(two_servers[0].extra_env["REDIS_URL"])}
         iago = await database_sync_to_async(get_user_model().objects.create_superuser)("iago", "i@x.org", "pw")
         bob = await database_sync_to_async(get_user_model().objects.get)(username="bob")
         await database_sync_to_async(user_ban)(actor=iago, user=bob, reason="test")
