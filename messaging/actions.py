@@ -52,10 +52,10 @@ def message_send(
     if is_image:  # access first: an image is not decoded for nothing (checked again below)
         send_target(sender=sender, chat=chat, to=to)
     picture = process_image(decode_data_url(content)) if is_image else None
-    text = "" if is_image else _validate_text(content)
     try:
         with transaction.atomic():  # the check and the write in one transaction
             recipient, group = send_target(sender=sender, chat=chat, to=to)
+            text = "" if is_image else _validate_text(content)
             message = Message.objects.create(
                 sender=sender,
                 recipient=recipient,

@@ -8,6 +8,7 @@ session's username, so no handler ever sees a frame that speaks for someone else
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -179,6 +180,18 @@ PARSERS: dict[str, Callable[[dict], Command]] = {
 }
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _is_unicode(value: Any) -> bool:
+    """True if every string in a decoded JSON value is encodable text (no lone surrogates)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse(text: str | None, *, username: str) -> Command:
     """Decode one text frame into a command, or raise ChatError.
 
@@ -195,6 +208,9 @@ def parse(text: str | None, *, username: str) -> Command:
         raise _bad("The frame is not valid JSON.") from None
     if not isinstance(frame, dict):
         raise _bad("A frame must be a JSON object.")
+    if _SURROGATE_ESCAPE.search(text) and not _is_unicode(frame):
+        # A lone "\ud800" is valid JSON but no text: it could be neither stored nor sent.
+        raise _bad("The frame holds a lone UTF-16 surrogate escape, which is not text.")
     kind = frame.get("Type")
     if not isinstance(kind, str) or kind not in PARSERS:
         raise _bad("Unknown or missing 'Type'.")

@@ -72,7 +72,7 @@ def _send_sql(vendor: str, chat: str) -> str:
     user = get_user_model()._meta
     user_id = qn(user.pk.column)
     users, active = qn(user.db_table), qn(user.get_field("is_active").column)
-    username = qn(user.get_field(get_user_model().USERNAME_FIELD).column)
+    username = qn(user.get_field("username").column)  # `To` is a username, as in user_get
     mute = Mute._meta
     mutes, until = qn(mute.db_table), qn(mute.get_field("until").column)
     mute_user = qn(mute.get_field("user").column)

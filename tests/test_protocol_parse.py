@@ -78,3 +78,13 @@ def test_errors_of_unknown_types_have_no_ref():
     with pytest.raises(ChatError) as error:
         parse({"Type": "<script>"})
     assert "Ref" not in protocol.error_frame(error.value)
+
+
+def test_a_lone_surrogate_escape_is_refused_and_an_escaped_emoji_is_text():
+    send = '{"Type":"Send","Chat":"Private","To":"bob","Content":"%s"}'
+    for lone in (r"a\ud800b", r"\uDFFF", r"x\ud83d"):
+        with pytest.raises(ChatError) as refused:
+            protocol.parse(send % lone, username="alice")
+        assert refused.value.code == "bad_request" and "surrogate" in refused.value.detail
+    assert protocol.parse(send % r"\ud83d\ude00 ok", username="alice").content == "😀 ok"
+    assert protocol.parse(send % r"\\ud800 is how you write it", username="alice").content == r"\ud800 is how you write it"
