@@ -11,12 +11,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from accounts.middleware import SessionAuthMiddleware  # noqa: E402  (needs Django set up)
 from chatsite import fastwrite  # noqa: E402
-from chatsite.routing import websocket_urlpatterns  # noqa: E402
+from chatsite.routing import websocket_application  # noqa: E402
 
 fastwrite.install()  # Daphne runs on Twisted: see chatsite/fastwrite.py
 
@@ -24,6 +24,6 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # No middleware here may wrap `send`: the hub writes past it (chatsite.fastwrite).
-        "websocket": AllowedHostsOriginValidator(SessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(SessionAuthMiddleware(websocket_application)),
     }
 )

@@ -63,6 +63,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     """One WebSocket. It has no channel-layer channel: the process's hub is the layer's only
     member here, and writes to this socket through `deliver_now` / `deliver`."""
 
+    groups = ()  # no layer groups of its own (and no empty list per socket)
+
     async def dispatch(self, message: dict) -> None:
         # Channels' own dispatch closes stale database connections before every handler, a
         # thread hop per frame; here the ORM is only used through database_sync_to_async,

@@ -50,6 +50,21 @@ async def test_foreign_origin_is_refused_at_handshake(connect, alice):
     assert not connected
 
 
+async def test_another_path_is_refused_at_handshake(alice):
+    from channels.testing import WebsocketCommunicator
+
+    from chatsite.asgi import application
+    from tests.conftest import ORIGIN, session_cookie
+
+    cookie = await database_sync_to_async(session_cookie)(alice)
+    headers = [(b"host", b"127.0.0.1:8000"), (b"origin", ORIGIN), (b"cookie", f"sessionid={cookie}".encode())]
+    for path in ("/ws/chat", "/ws/chat/x/", "/ws/other/"):
+        comm = WebsocketCommunicator(application, path, headers=headers)
+        connected, code = await comm.connect(timeout=5)
+        assert not connected and code == 1000, path
+        await comm.wait()
+
+
 async def test_banned_user_cannot_connect(connect, alice):
     alice.is_active = False
     await database_sync_to_async(alice.save)()
