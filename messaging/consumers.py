@@ -28,6 +28,7 @@ from messaging.writer import get_writer
 
 log = logging.getLogger(__name__)
 CLOSE_POLICY = 4003
+CLOSE_RESYNC = 1012  # "service restart": the client reconnects and replays with `Since`
 
 
 class TokenBucket:
@@ -93,7 +94,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.closed = False
-        self.banned = False
+        self.refuse_with: int | None = None  # set by the hub while the socket opens
         self.early: list[str] | None = []  # what the hub delivers before the handshake completes
         self.bucket = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
         self.direct = direct_writer(self.base_send)  # None unless under Daphne
@@ -104,8 +105,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.hub.open(self, [events.EVERYONE, events.user_group(user.pk)])
         layer_groups, pending = await _run(actions.connection_open, user=user, channel_name=self.socket_id)
         await self.hub.finish_open(self, layer_groups)
-        if self.banned:
-            await self.close(code=CLOSE_POLICY)
+        if self.refuse_with is not None:
+            await self.close(code=self.refuse_with)
             return
         await self.accept()
         early, self.early = self.early, None
@@ -245,9 +246,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             log.debug("send to a closing socket failed", exc_info=True)
             self.closed = True
 
+    async def close_to_resync(self) -> None:
+        """The hub may have missed events: close with 1012 so the client reconnects with `Since`."""
+        if self.early is not None:  # still opening: connect() refuses the handshake; the client retries
+            self.refuse_with = self.refuse_with or CLOSE_RESYNC
+        elif not self.closed:
+            self.closed = True
+            await self.close(code=CLOSE_RESYNC)
+
     async def close_for_policy(self) -> None:
         if self.early is not None:  # still opening: connect() refuses the handshake instead
-            self.banned = True
+            self.refuse_with = CLOSE_POLICY
         elif not self.closed:
             self.closed = True
             await self.close(code=CLOSE_POLICY)

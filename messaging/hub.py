@@ -10,6 +10,13 @@ WebSocket frame built per event, not per socket (chatsite.fastwrite).
 Layer events carry the `group` they were sent to, and may carry instructions that change
 membership at once in every process: `subscribe` / `unsubscribe` (another layer group, for the
 sockets of this group), `close` (ban) and `skip` (one socket, the sender of a `Read`).
+
+Layer group sends are at most once (Redis pub/sub drops what arrives while a process's
+connection is down; the in-memory layer drops what a full channel cannot hold). So the hub
+sends itself a numbered heartbeat through the layer every second. Beats are late, never
+reordered, when the hub is busy; a missing number means events may have been lost (or a beat
+could not be sent at all), and every local socket is closed with 1012 (service restart). Clients reconnect at once and replay with `Since`, and
+`State` gives them presence and groups afresh: a gap costs a reconnect, never a lost message.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import uuid
 import weakref
 from typing import Any, Protocol
 
@@ -28,6 +36,7 @@ log = logging.getLogger(__name__)
 # channels_redis forgets a group member `group_expiry` (1 day) after its last group_add; a hub
 # lives longer than that, so it renews its memberships well before.
 RENEW_EVERY = 3600
+HEARTBEAT_EVERY = 1.0
 
 
 class LocalSocket(Protocol):
@@ -39,6 +48,8 @@ class LocalSocket(Protocol):
     async def deliver(self, text: str) -> None: ...
 
     async def close_for_policy(self) -> None: ...
+
+    async def close_to_resync(self) -> None: ...
 
 
 class Hub:
@@ -53,12 +64,21 @@ class Hub:
         self._lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
+        self.heartbeat_group = f"chat.hub.{uuid.uuid4().hex}"
+        self._beats_sent = 0
+        self._beat_seen = 0
+        self.resyncs = 0
 
     async def start(self) -> None:
         async with self._start_lock:
             if not self.channel:
                 self.channel = await self.layer.new_channel("hub.")
-                self._tasks = [asyncio.create_task(self._receive_loop()), asyncio.create_task(self._renew_loop())]
+                await self.layer.group_add(self.heartbeat_group, self.channel)
+                self._tasks = [
+                    asyncio.create_task(self._receive_loop()),
+                    asyncio.create_task(self._renew_loop()),
+                    asyncio.create_task(self._heartbeat_loop()),
+                ]
 
     def new_socket_id(self) -> str:
         return f"{self.channel}#{next(self._ids)}"
@@ -117,6 +137,9 @@ class Hub:
 
     async def dispatch(self, event: dict[str, Any]) -> None:
         """Apply one layer event to the local sockets of its group."""
+        if (beat := event.get("heartbeat")) is not None:
+            await self._heartbeat(beat)
+            return
         targets = list(self.members.get(event.get("group", ""), ()))
         if not targets:
             return
@@ -154,9 +177,43 @@ class Hub:
                 log.exception("hub: event dropped")
                 await asyncio.sleep(0)
 
+    # ---- lost events: heartbeats through the layer ------------------------------------
+
+    async def _heartbeat(self, beat: int) -> None:
+        gap = beat != self._beat_seen + 1
+        self._beat_seen = beat
+        if gap:
+            await self.resync(f"heartbeat {beat} arrived after {beat - 1 if beat > 1 else 'none'} was lost")
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            # Numbered before it is sent: a beat that cannot be sent (Redis down) is a gap too.
+            self._beats_sent += 1
+            message = {"type": "chat.event", "group": self.heartbeat_group, "heartbeat": self._beats_sent}
+            try:
+                await self.layer.group_send(self.heartbeat_group, message)
+            except Exception as error:  # the gap shows when the layer is back
+                log.warning("hub: heartbeat %d not sent: %r", self._beats_sent, error)
+
+    async def resync(self, why: str) -> None:
+        """Events may have been lost: every local socket reconnects and catches up."""
+        self.resyncs += 1
+        sockets = list(self.groups_of)
+        log.warning("hub: %s; closing %d local sockets so they reconnect and catch up", why, len(sockets))
+        for sock in sockets:
+            try:
+                await sock.close_to_resync()
+            except Exception:
+                log.exception("hub: closing a socket to resync failed")
+
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(RENEW_EVERY)
+            try:
+                await self.layer.group_add(self.heartbeat_group, self.channel)
+            except Exception:
+                log.exception("hub: renewing the heartbeat group failed")
             for group in list(self.members):
                 try:
                     await self.layer.group_add(group, self.channel)
@@ -166,6 +223,7 @@ class Hub:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await self.layer.group_discard(self.heartbeat_group, self.channel)
         for group in list(self.members):
             await self.layer.group_discard(group, self.channel)
         self.members.clear()

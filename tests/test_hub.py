@@ -25,6 +25,7 @@ class FakeSocket:
         self.leave_on_delivery = leave_on_delivery
         self.received: list[str] = []
         self.closed = False
+        self.resynced = False
 
     def deliver_now(self, frame) -> bool:
         return False  # no direct writer: every frame goes through deliver()
@@ -38,6 +39,9 @@ class FakeSocket:
 
     async def close_for_policy(self) -> None:
         self.closed = True
+
+    async def close_to_resync(self) -> None:
+        self.resynced = True
 
 
 @pytest.fixture
@@ -242,7 +246,7 @@ async def test_a_ban_while_the_socket_opens_refuses_the_handshake(connect, alice
         # the ban commits and its `close` reaches the hub after the socket's groups were read
         await database_sync_to_async(user_ban)(actor=iago, user=alice, reason="spam")
         for _ in range(300):  # until the hub has applied it (Redis pub/sub: a few ms, 100 ms at first)
-            if sock.banned:
+            if sock.refuse_with is not None:
                 break
             await asyncio.sleep(0.01)
         await real_finish(self, sock, groups)
@@ -349,3 +353,60 @@ async def test_when_a_batch_commit_fails_every_sender_hears_its_own_outcome(alic
         else:
             assert result[0].text == content and content in stored, f"{content!r} got {result!r}"
     assert results[1][0].text == "x"
+
+
+# ---- lost events: the heartbeat ----------------------------------------------------------
+
+
+async def test_a_lost_heartbeat_makes_every_local_socket_reconnect(hub):
+    sockets = [FakeSocket(f"s{i}", hub) for i in range(3)]
+    for sock in sockets:
+        await hub.join(sock, "chat.everyone")
+    beat = {"type": "chat.event", "group": hub.heartbeat_group}
+    await hub.dispatch({**beat, "heartbeat": 1})
+    await hub.dispatch({**beat, "heartbeat": 2})
+    assert not any(sock.resynced for sock in sockets) and hub.resyncs == 0
+    await hub.dispatch({**beat, "heartbeat": 4})  # 3 never came: events may have been lost too
+    assert all(sock.resynced for sock in sockets) and hub.resyncs == 1
+
+
+async def test_heartbeats_go_round_through_the_layer_and_an_outage_shows_as_a_gap(monkeypatch):
+    from messaging import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "HEARTBEAT_EVERY", 0.02)
+    hub = Hub(InMemoryChannelLayer())
+    await hub.start()
+    try:
+        sock = FakeSocket("s", hub)
+        await hub.join(sock, "chat.everyone")
+        await asyncio.sleep(0.2)
+        assert hub._beat_seen >= 3 and hub.resyncs == 0, "beats arrive, in order"
+        real_send = hub.layer.group_send
+
+        async def down(group, message):  # the layer fails for a while
+            raise ConnectionError("Redis is down")
+
+        monkeypatch.setattr(hub.layer, "group_send", down)
+        await asyncio.sleep(0.1)
+        assert not sock.resynced, "nothing to do while the layer is down"
+        monkeypatch.setattr(hub.layer, "group_send", real_send)
+        await asyncio.sleep(0.1)
+        assert sock.resynced and hub.resyncs == 1, "the first beat after the outage shows the gap"
+    finally:
+        await hub.stop()
+
+
+@pytest.mark.usefixtures("layer")
+async def test_a_resync_closes_sockets_with_1012_and_they_can_reconnect(connect, alice, bob):
+    from messaging.hub import get_hub
+
+    a = await connect(alice)
+    b = await connect(bob)
+    await settle(a, b)
+    await (await get_hub()).resync("test")
+    for sock in (a, b):
+        closed = await sock.comm.receive_output(timeout=2)
+        assert closed == {"type": "websocket.close", "code": 1012}
+    again = await connect(alice)
+    await again.send({"Type": "Connect"})
+    await again.expect("State")
