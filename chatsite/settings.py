@@ -104,22 +104,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-
 def redis_channel_layer(url: str, prefix: str = "asgi") -> dict:
     """The channel layer over Redis (tests build theirs here too, with a prefix of their own).
 
-    Redis pub/sub: a layer group is a Redis channel each process subscribes to once (its hub
-    is the group's only member there), so a group event is one PUBLISH pushed to the
-    subscribed processes, with no polling and no round trip per receive. Like any layer
-    group send it is at most once; clients catch up with `Since` when they reconnect.
+    channels-redis' core layer: events wait in Redis for each process's hub, so a process whose
+    connection drops for a moment (up to `expiry`, 60 s) loses nothing. (Its pub/sub layer
+    carried workload C of `make bench` about 1.8 times faster, but forgets whatever is
+    published while a subscriber reconnects, and nothing tells; see bench/README.md.)
     """
     return {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             # redis-py 8 defaults (5 s socket timeout, 100-connection pool) break
-            # channels-redis 4.3 (django/channels_redis#422). Set both explicitly.
+            # channels-redis 4.3: idle receive loops die and connect bursts fail
+            # (django/channels_redis#422). Set both explicitly.
             "hosts": [{"address": url, "socket_timeout": None, "max_connections": 10000}],
             "prefix": prefix,
+            "capacity": 1000,
+            # A process's hub channel carries all of its traffic: room for bursts.
+            "channel_capacity": {"hub.*": 100_000},
         },
     }
 

@@ -28,7 +28,9 @@ from messaging.writer import get_writer
 
 log = logging.getLogger(__name__)
 CLOSE_POLICY = 4003
-CLOSE_RESYNC = 1012  # "service restart": the client reconnects and replays with `Since`
+# The hub may have missed events: the client reconnects and replays with `Since`. (1012,
+# "service restart", would say it best, but autobahn only sends 1000 and 3000-4999.)
+CLOSE_RESYNC = 4012
 
 
 class TokenBucket:
@@ -247,12 +249,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.closed = True
 
     async def close_to_resync(self) -> None:
-        """The hub may have missed events: close with 1012 so the client reconnects with `Since`."""
+        """The hub may have missed events: close so the client reconnects with `Since`."""
         if self.early is not None:  # still opening: connect() refuses the handshake; the client retries
             self.refuse_with = self.refuse_with or CLOSE_RESYNC
         elif not self.closed:
-            self.closed = True
             await self.close(code=CLOSE_RESYNC)
+            self.closed = True
 
     async def close_for_policy(self) -> None:
         if self.early is not None:  # still opening: connect() refuses the handshake instead

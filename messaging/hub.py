@@ -11,12 +11,14 @@ Layer events carry the `group` they were sent to, and may carry instructions tha
 membership at once in every process: `subscribe` / `unsubscribe` (another layer group, for the
 sockets of this group), `close` (ban) and `skip` (one socket, the sender of a `Read`).
 
-Layer group sends are at most once (Redis pub/sub drops what arrives while a process's
-connection is down; the in-memory layer drops what a full channel cannot hold). So the hub
+Layer group sends are at most once (a full channel drops what it cannot hold; a channel whose
+messages wait longer than the layer's `expiry` is dropped from its groups). So the hub
 sends itself a numbered heartbeat through the layer every second. Beats are late, never
 reordered, when the hub is busy; a missing number means events may have been lost (or a beat
-could not be sent at all), and every local socket is closed with 1012 (service restart). Clients reconnect at once and replay with `Since`, and
-`State` gives them presence and groups afresh: a gap costs a reconnect, never a lost message.
+could not be sent at all), and every local socket is closed with 4012. No beat at all for
+`SILENCE_LIMIT` means the layer may have dropped this process from its groups: the hub joins
+them again, then does the same. Clients reconnect at once and replay with `Since`, and
+`State` gives them presence and groups afresh: a gap costs a reconnect, not missed messages.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import uuid
 import weakref
 from typing import Any, Protocol
@@ -37,6 +40,9 @@ log = logging.getLogger(__name__)
 # lives longer than that, so it renews its memberships well before.
 RENEW_EVERY = 3600
 HEARTBEAT_EVERY = 1.0
+# No beat at all for this long: rejoin the groups and resync. Well under the layers' 60 s
+# expiry, and long enough that a hub merely behind under load is not taken for deaf.
+SILENCE_LIMIT = 20.0
 
 
 class LocalSocket(Protocol):
@@ -67,13 +73,16 @@ class Hub:
         self.heartbeat_group = f"chat.hub.{uuid.uuid4().hex}"
         self._beats_sent = 0
         self._beat_seen = 0
+        self._beat_seen_at = 0.0
+        self._silent = False
         self.resyncs = 0
 
     async def start(self) -> None:
         async with self._start_lock:
             if not self.channel:
-                self.channel = await self.layer.new_channel("hub.")
-                await self.layer.group_add(self.heartbeat_group, self.channel)
+                channel = await self.layer.new_channel("hub.")
+                await self.layer.group_add(self.heartbeat_group, channel)  # a failure: the next start() retries
+                self.channel, self._beat_seen_at = channel, time.monotonic()
                 self._tasks = [
                     asyncio.create_task(self._receive_loop()),
                     asyncio.create_task(self._renew_loop()),
@@ -180,14 +189,23 @@ class Hub:
     # ---- lost events: heartbeats through the layer ------------------------------------
 
     async def _heartbeat(self, beat: int) -> None:
-        gap = beat != self._beat_seen + 1
-        self._beat_seen = beat
-        if gap:
-            await self.resync(f"heartbeat {beat} arrived after {beat - 1 if beat > 1 else 'none'} was lost")
+        if beat <= self._beat_seen:  # a repeat or a stale beat says nothing new
+            return
+        lost = beat - self._beat_seen - 1
+        self._beat_seen, self._beat_seen_at, self._silent = beat, time.monotonic(), False
+        if lost:
+            await self.resync(f"{lost} heartbeat(s) before {beat} never arrived")
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_EVERY)
+            if not self._silent and time.monotonic() - self._beat_seen_at > SILENCE_LIMIT:
+                # No beat at all: the layer may have dropped this process from its groups (the
+                # in-memory and Redis core layers evict a channel whose messages expired).
+                self._silent = True  # once per silence
+                await self._rejoin()
+                self._beat_seen = self._beats_sent  # the beats lost so far are answered here
+                await self.resync(f"no heartbeat for {SILENCE_LIMIT:g} s")
             # Numbered before it is sent: a beat that cannot be sent (Redis down) is a gap too.
             self._beats_sent += 1
             message = {"type": "chat.event", "group": self.heartbeat_group, "heartbeat": self._beats_sent}
@@ -195,6 +213,14 @@ class Hub:
                 await self.layer.group_send(self.heartbeat_group, message)
             except Exception as error:  # the gap shows when the layer is back
                 log.warning("hub: heartbeat %d not sent: %r", self._beats_sent, error)
+
+    async def _rejoin(self) -> None:
+        """Add this process to its layer groups again (group_add is idempotent)."""
+        for group in [self.heartbeat_group, *self.members]:
+            try:
+                await self.layer.group_add(group, self.channel)
+            except Exception:  # the renewal loop and the next silence try again
+                log.exception("hub: rejoining %s failed", group)
 
     async def resync(self, why: str) -> None:
         """Events may have been lost: every local socket reconnects and catches up."""
@@ -210,22 +236,17 @@ class Hub:
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(RENEW_EVERY)
-            try:
-                await self.layer.group_add(self.heartbeat_group, self.channel)
-            except Exception:
-                log.exception("hub: renewing the heartbeat group failed")
-            for group in list(self.members):
-                try:
-                    await self.layer.group_add(group, self.channel)
-                except Exception:  # try again next round; a day passes before it matters
-                    log.exception("hub: renewing %s failed", group)
+            await self._rejoin()
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await self.layer.group_discard(self.heartbeat_group, self.channel)
-        for group in list(self.members):
-            await self.layer.group_discard(group, self.channel)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for group in [self.heartbeat_group, *self.members]:
+            try:
+                await self.layer.group_discard(group, self.channel)
+            except Exception:  # stopping anyway; the layer forgets the rest after group_expiry
+                log.exception("hub: leaving %s failed", group)
         self.members.clear()
         self.groups_of.clear()
 

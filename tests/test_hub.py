@@ -397,7 +397,7 @@ async def test_heartbeats_go_round_through_the_layer_and_an_outage_shows_as_a_ga
 
 
 @pytest.mark.usefixtures("layer")
-async def test_a_resync_closes_sockets_with_1012_and_they_can_reconnect(connect, alice, bob):
+async def test_a_resync_closes_sockets_with_4012_and_they_can_reconnect(connect, alice, bob):
     from messaging.hub import get_hub
 
     a = await connect(alice)
@@ -406,7 +406,79 @@ async def test_a_resync_closes_sockets_with_1012_and_they_can_reconnect(connect,
     await (await get_hub()).resync("test")
     for sock in (a, b):
         closed = await sock.comm.receive_output(timeout=2)
-        assert closed == {"type": "websocket.close", "code": 1012}
+        assert closed == {"type": "websocket.close", "code": 4012}
     again = await connect(alice)
     await again.send({"Type": "Connect"})
     await again.expect("State")
+
+
+def test_daphne_can_send_the_resync_close_code():
+    """autobahn refuses close codes outside 1000 and 3000-4999 (1012 raised, and the socket
+    stayed open but deaf)."""
+    from autobahn.websocket.protocol import WebSocketProtocol
+
+    from messaging.consumers import CLOSE_POLICY, CLOSE_RESYNC
+
+    sent = []
+    protocol = WebSocketProtocol()
+    protocol.state = WebSocketProtocol.STATE_OPEN
+    protocol.sendCloseFrame = lambda code=None, reasonUtf8=None, isReply=False: sent.append(code)
+    for code in (CLOSE_RESYNC, CLOSE_POLICY):
+        protocol.state = WebSocketProtocol.STATE_OPEN
+        protocol.sendClose(code=code)
+    assert sent == [CLOSE_RESYNC, CLOSE_POLICY]
+
+
+async def test_duplicate_or_stale_heartbeats_do_not_resync(hub):
+    sock = FakeSocket("s", hub)
+    await hub.join(sock, "chat.everyone")
+    beat = {"type": "chat.event", "group": hub.heartbeat_group}
+    for number in (1, 2, 2, 1, 3):
+        await hub.dispatch({**beat, "heartbeat": number})
+    assert hub.resyncs == 0 and not sock.resynced
+
+
+async def test_a_hub_whose_first_start_failed_starts_on_the_next_try(monkeypatch):
+    layer = InMemoryChannelLayer()
+    hub = Hub(layer)
+    real_add = layer.group_add
+    failures = [ConnectionError("Redis is not up yet")]
+
+    async def flaky_add(group, channel):
+        if failures:
+            raise failures.pop()
+        await real_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", flaky_add)
+    with pytest.raises(ConnectionError):
+        await hub.start()
+    await hub.start()
+    try:
+        assert hub.channel and len(hub._tasks) == 3 and not any(task.done() for task in hub._tasks)
+    finally:
+        await hub.stop()
+
+
+async def test_silence_makes_the_hub_rejoin_its_groups_and_resync(monkeypatch):
+    """The layers drop a channel from all its groups when its messages expire: no beat arrives
+    any more, so the hub joins its groups again and has its sockets catch up."""
+    from messaging import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "HEARTBEAT_EVERY", 0.02)
+    monkeypatch.setattr(hub_module, "SILENCE_LIMIT", 0.2)
+    hub = Hub(InMemoryChannelLayer())
+    await hub.start()
+    try:
+        sock = FakeSocket("s", hub)
+        await hub.join(sock, "chat.group.1")
+        await asyncio.sleep(0.1)
+        for group in (hub.heartbeat_group, "chat.group.1"):  # what the layer's expiry does
+            await hub.layer.group_discard(group, hub.channel)
+        await asyncio.sleep(0.5)
+        assert sock.resynced and hub.resyncs == 1
+        assert hub.channel in hub.layer.groups["chat.group.1"], "back in its groups"
+        await hub.layer.group_send("chat.group.1", {"type": "chat.event", "group": "chat.group.1", "text": "hi"})
+        await asyncio.sleep(0.05)
+        assert sock.received == ["hi"]
+    finally:
+        await hub.stop()

@@ -1,6 +1,8 @@
 // One WebSocket with reconnect and backoff. It knows nothing of chat semantics: it reports
 // its status, hands every frame to `onFrame`, and calls `onOpen` after each (re)connect.
 
+const RESYNC = 4012; // close code: the server may have missed events for us (docs/protocol.md)
+
 export class ChatSocket {
   constructor(url, { onFrame, onOpen, onStatus }) {
     this.url = url;
@@ -38,8 +40,11 @@ export class ChatSocket {
 
   scheduleReconnect(code) {
     // 0.5 s, 1 s, 2 s ... capped at 15 s, with jitter so a restarted server is not stormed.
+    // 4012: the server asks every socket of a process to catch up; spread them over 0-3 s.
     const base = Math.min(15000, 500 * 2 ** this.attempt);
-    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+    const delay = code === RESYNC && this.attempt === 0
+      ? Math.round(Math.random() * 3000)
+      : Math.round(base * (0.75 + Math.random() * 0.5));
     this.attempt += 1;
     this.onStatus({ state: "closed", code, retryIn: delay, attempt: this.attempt });
     this.timer = setTimeout(() => this.start(), delay);
