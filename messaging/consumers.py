@@ -250,18 +250,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def close_to_resync(self) -> None:
         """The hub may have missed events: close so the client reconnects with `Since`."""
-        if self.early is not None:  # still opening: connect() refuses the handshake; the client retries
-            self.refuse_with = self.refuse_with or CLOSE_RESYNC
-        elif not self.closed:
-            await self.close(code=CLOSE_RESYNC)
-            self.closed = True
+        await self._close_with(CLOSE_RESYNC)
 
     async def close_for_policy(self) -> None:
+        await self._close_with(CLOSE_POLICY)
+
+    async def _close_with(self, code: int) -> None:
         if self.early is not None:  # still opening: connect() refuses the handshake instead
-            self.refuse_with = CLOSE_POLICY
+            if self.refuse_with != CLOSE_POLICY:  # a ban wins over a resync
+                self.refuse_with = code
         elif not self.closed:
-            self.closed = True
-            await self.close(code=CLOSE_POLICY)
+            await self.close(code=code)
+            self.closed = True  # only once the close went out: a failed one leaves it deliverable
 
     # ---- helpers --------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
-
 from django.utils import timezone
 
 from accounts.actions import sender_check
@@ -55,50 +54,43 @@ def send_target(
     if chat == PRIVATE:
         if target_id is None or not allowed:
             return user_get(username=to), None  # raises not_found
-        recipient = get_user_model()(pk=target_id, username=target_name, is_active=True)
-        recipient._state.adding, recipient._state.db = False, connection.alias
+        # Instances as the ORM loads them: any other field is loaded on first use.
+        recipient = get_user_model().from_db(connection.alias, ["id", "username"], [target_id, target_name])
         return recipient, None
     if target_id is None or not allowed:
         return None, group_require_member(user=sender, name=to)  # raises not_found / forbidden
-    group = ChatGroup(pk=target_id, name=target_name, owner_id=extra)
-    group._state.adding, group._state.db = False, connection.alias
-    return None, group
+    return None, ChatGroup.from_db(connection.alias, ["id", "name", "owner_id"], [target_id, target_name, extra])
 
 
 @functools.cache
 def _send_sql(vendor: str, chat: str) -> str:
-    """SQL of `send_target`; parameters: the time a mute must outlast, `To`, the sender's id."""
+    """SQL of `send_target`; parameters: the time a mute must outlast, `To`, the sender's id.
+
+    Columns: sender active, sender muted, target id, target name, group owner (NULL for a
+    user), allowed (group: the sender is a member; user: the recipient is active).
+    """
     qn = connection.ops.quote_name
     user = get_user_model()._meta
-    user_id = qn(user.pk.column)
-    users, active = qn(user.db_table), qn(user.get_field("is_active").column)
+    user_id, active = qn(user.pk.column), qn(user.get_field("is_active").column)
     username = qn(user.get_field("username").column)  # `To` is a username, as in user_get
     mute = Mute._meta
-    mutes, until = qn(mute.db_table), qn(mute.get_field("until").column)
-    mute_user = qn(mute.get_field("user").column)
-    head = (
-        f"SELECT u.{active}, m.{until} > %s"
-        f" FROM {users} u LEFT JOIN {mutes} m ON m.{mute_user} = u.{user_id}"
+    sender = (
+        f"u.{active}, m.{qn(mute.get_field('until').column)} > %s",
+        f"{qn(user.db_table)} u LEFT JOIN {qn(mute.db_table)} m ON m.{qn(mute.get_field('user').column)} = u.{user_id}",
     )
     if chat == PRIVATE:
-        return (
-            head.replace(" FROM ", f", r.{user_id}, r.{username}, NULL, r.{active} FROM ", 1)
-            + f" LEFT JOIN {users} r ON r.{username} = %s WHERE u.{user_id} = %s"
+        target = f"r.{user_id}, r.{username}, NULL, r.{active}"
+        join = f"{qn(user.db_table)} r ON r.{username} = %s"
+    else:
+        group, through = ChatGroup._meta, ChatGroup.members.through._meta
+        group_id, name = qn(group.pk.column), qn(group.get_field("name").column)
+        member = (
+            f"SELECT 1 FROM {qn(through.db_table)} t WHERE t.{qn(through.get_field('chatgroup').column)} = g.{group_id}"
+            f" AND t.{qn(through.get_field('user').column)} = u.{user_id}"
         )
-    group = ChatGroup._meta
-    groups = qn(group.db_table)
-    through = ChatGroup.members.through._meta
-    member_group = qn(through.get_field("chatgroup").column)
-    member_user = qn(through.get_field("user").column)
-    columns = (
-        f", g.{qn(group.pk.column)}, g.{qn(group.get_field('name').column)}, g.{qn(group.get_field('owner').column)},"
-        f" EXISTS (SELECT 1 FROM {qn(through.db_table)} t"
-        f" WHERE t.{member_group} = g.{qn(group.pk.column)} AND t.{member_user} = u.{user_id})"
-    )
-    return (
-        head.replace(" FROM ", f"{columns} FROM ", 1)
-        + f" LEFT JOIN {groups} g ON g.{qn(group.get_field('name').column)} = %s WHERE u.{user_id} = %s"
-    )
+        target = f"g.{group_id}, g.{name}, g.{qn(group.get_field('owner').column)}, EXISTS ({member})"
+        join = f"{qn(group.db_table)} g ON g.{name} = %s"
+    return f"SELECT {sender[0]}, {target} FROM {sender[1]} LEFT JOIN {join} WHERE u.{user_id} = %s"
 
 
 def user_get(*, username: str) -> AbstractBaseUser:

@@ -3,8 +3,8 @@
 Every `Send` of a text message is queued; one writer per process stores everything queued
 in one worker-thread hop and one transaction (each message in a savepoint of its own, so one
 refusal loses nothing else; a batch of one is simply its own transaction), then publishes the
-committed events. Nothing waits for a batch to fill: the first
-send starts a write at once, and sends that arrive meanwhile make up the next one.
+committed events. Nothing waits for a batch to fill: the first send starts a write at once, and
+sends that arrive meanwhile make up the next one.
 Images keep their own path: decoding them must not hold the database's write lock.
 """
 
