@@ -22,13 +22,14 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from tests.live import free_port, wait_for_port  # the same helpers the live-server tests use
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -125,23 +126,6 @@ def reset_presence() -> None:
 # ---- servers and the load generator ------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"no server on port {port} after {timeout} s")
-
-
 def pinned(cpus: str | None, command: list[str]) -> list[str]:
     return ["taskset", "-c", cpus, *command] if cpus else command
 
@@ -181,7 +165,7 @@ class Server:
                 pinned(self.cpus, command), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         try:
-            wait_for_port(self.port)
+            wait_for_port(self.port, timeout=30)
         except BaseException:
             self.__exit__()
             raise
