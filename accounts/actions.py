@@ -10,13 +10,11 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import AuditEntry, Mute
 from chatsite.errors import ChatError
-from messaging import events
 
 MODERATE_PERMISSION = "accounts.moderate"
 
@@ -31,26 +29,18 @@ def audit_record(*, actor: AbstractBaseUser | None, action: str, target: str, re
 
 
 def user_ban(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> None:
-    """Deactivate a user: their open sockets close at once, and they cannot log in or reconnect."""
+    """Deactivate a user: their open sockets close at once, and they cannot log in or reconnect.
+
+    Saving `is_active=False` ends their sessions and closes their sockets in every process
+    (accounts.sessions, whichever path saves it).
+    """
     moderator_require(actor)
     if user.pk == actor.pk:
         raise ChatError("forbidden", "You cannot ban yourself.")
     with transaction.atomic():
         user.is_active = False
         user.save(update_fields=["is_active"])
-        _end_sessions(user)
         audit_record(actor=actor, action="ban", target=f"user {user.username}", reason=reason)
-        events.publish(events.user_group(user.pk), close=True)
-
-
-def _end_sessions(user: AbstractBaseUser) -> None:
-    """Forget the user's sessions (an inactive user is anonymous anyway; this frees the rows)."""
-    doomed = [
-        session.pk
-        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
-        if session.get_decoded().get("_auth_user_id") == str(user.pk)
-    ]
-    Session.objects.filter(pk__in=doomed).delete()
 
 
 def user_unban(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> None:

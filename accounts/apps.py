@@ -35,3 +35,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(ensure_moderators_group, dispatch_uid="accounts.moderators")
+        from accounts import sessions  # noqa: F401  (connects the receivers that end sessions)

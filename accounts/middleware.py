@@ -3,8 +3,8 @@
 This does what Channels' `AuthMiddlewareStack` does (Cookie, Session and Auth middleware)
 in one ASGI layer: one copy of the scope and one coroutine per socket instead of three of
 each, and no session wrapper around every frame sent. A socket never changes its session,
-so nothing is saved back; `scope["user"]` is the user of the session, or AnonymousUser.
-Unlike the stack, it leaves no `session` or `cookies` in the scope.
+so nothing is saved back; `scope["user"]` is the user of the session, or AnonymousUser, and
+`scope["session_key"]` its key. Unlike the stack, it leaves no `session` or `cookies` in the scope.
 """
 
 from __future__ import annotations
@@ -26,6 +26,6 @@ class SessionAuthMiddleware:
         header = next((value for name, value in scope.get("headers", ()) if name == b"cookie"), b"")
         session = self.session_store(parse_cookie(header.decode("latin1")).get(settings.SESSION_COOKIE_NAME))
         user = await get_user({"session": session})
-        # Only the user stays in the scope: a socket holds it for its whole life, and the
-        # session (and its cookies) are not needed after this.
-        return await self.inner({**scope, "user": user}, receive, send)
+        # Only the user and the session's key stay in the scope: a socket holds them for its
+        # whole life (the key, to close it when the session ends), and nothing else is needed.
+        return await self.inner({**scope, "user": user, "session_key": session.session_key}, receive, send)

@@ -30,3 +30,19 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+
+class UserSession(models.Model):
+    """A Django session key a user logged in with (or opened a socket with).
+
+    It makes a user's sessions findable without decoding every session in the store: a ban, a
+    password change or a deletion ends exactly these. Rows are written at login and when a socket
+    opens, and deleted with the session; a stale row is harmless (its session is gone).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
+    session_key = models.CharField(max_length=40, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"session of {self.user_id} since {self.created:%Y-%m-%d %H:%M}"

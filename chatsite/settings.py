@@ -177,6 +177,14 @@ CHAT_MAX_TEXT_LENGTH = envint("CHAT_MAX_TEXT_LENGTH", 10_000)
 CHAT_HISTORY_PAGE = 50
 CHAT_RATE_PER_SECOND = envint("CHAT_RATE_PER_SECOND", 20)
 CHAT_RATE_BURST = envint("CHAT_RATE_BURST", 40)
+# The same for all of one user's sockets together (in each server process), so that many
+# sockets cannot multiply the rate above.
+CHAT_USER_RATE_PER_SECOND = envint("CHAT_USER_RATE_PER_SECOND", 30)
+CHAT_USER_RATE_BURST = envint("CHAT_USER_RATE_BURST", 60)
+CHAT_MAX_SOCKETS_PER_USER = envint("CHAT_MAX_SOCKETS_PER_USER", 20)
+# How often each process re-checks the session of every open socket (expired, deleted, a new
+# password, an account deactivated behind the actions' back). Logouts and bans close at once.
+CHAT_SESSION_CHECK_SECONDS = envint("CHAT_SESSION_CHECK_SECONDS", 60)
 CHAT_IMAGE_MAX_BYTES = envint("CHAT_IMAGE_MAX_BYTES", 5_000_000)
 # A decoded RGBA pixel takes 4 bytes: 40 MP is 160 MB, and anything above is refused from the
 # header alone. Pillow's own bomb check uses the same limit.

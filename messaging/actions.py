@@ -13,12 +13,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from accounts.actions import audit_record, moderator_require
+from accounts.sessions import session_group, session_register
 from chatsite.errors import ChatError
 from groups.models import ChatGroup, layer_group_for
 from messaging import events
 from messaging.images import ProcessedImage, decode_data_url, process_image
 from messaging.models import Connection, Image, Message, ReadMarker, Report
-from messaging.protocol import GROUP, PRIVATE, presence_frame, read_frame, removed_frame
+from messaging.protocol import GROUP, presence_frame, read_frame, removed_frame
 from messaging.selectors import (
     conversation,
     message_to_frame,
@@ -134,19 +135,26 @@ def read_marker_set_latest(*, user: AbstractBaseUser, group: ChatGroup) -> None:
     ReadMarker.objects.update_or_create(user=user, group=group, defaults={"last_read_id": latest})
 
 
-def connection_open(*, user: AbstractBaseUser, channel_name: str) -> list[str]:
+def connection_open(*, user: AbstractBaseUser, channel_name: str, session_key: str) -> list[str]:
     """Register an open socket; the user's first one makes them online for everyone.
 
+    At most `CHAT_MAX_SOCKETS_PER_USER` sockets per user (`rate_limited` beyond). The socket's
+    session is remembered with the user's (accounts.sessions), so ending those finds it.
     Returns the layer groups this socket must join.
     """
     with transaction.atomic():
-        # Lock the user's row so two tabs opening at once cannot both be "first".
+        # Lock the user's row so two tabs opening at once cannot both be "first" (or the 21st).
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        open_now = Connection.objects.filter(user=user).count()
+        if open_now >= settings.CHAT_MAX_SOCKETS_PER_USER:
+            raise ChatError("rate_limited", f"At most {settings.CHAT_MAX_SOCKETS_PER_USER} open connections per user.")
         Connection.objects.create(user=user, channel_name=channel_name)
-        if Connection.objects.filter(user=user).count() == 1:
+        session_register(user=user, session_key=session_key)
+        if open_now == 0:
             events.publish(events.EVERYONE, presence_frame(username=user.username, online=True))
         group_ids = list(user.chat_groups.values_list("id", flat=True))
-    return [events.EVERYONE, events.user_group(user.pk), *(layer_group_for(pk) for pk in group_ids)]
+    groups = [events.EVERYONE, events.user_group(user.pk), session_group(session_key)]
+    return [*groups, *(layer_group_for(pk) for pk in group_ids)]
 
 
 def connection_close(*, user: AbstractBaseUser, channel_name: str) -> None:

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import timezone
 
+from accounts.selectors import session_check
+from accounts.sessions import session_group
 from chatsite.errors import ChatError
 from chatsite.fastwrite import Frame, direct_writer
 from groups import actions as group_actions
@@ -27,10 +31,8 @@ from messaging.hub import get_hub
 from messaging.writer import get_writer
 
 log = logging.getLogger(__name__)
-CLOSE_POLICY = 4003
-# The hub may have missed events: the client reconnects and replays with `Since`. (1012,
-# "service restart", would say it best, but autobahn only sends 1000 and 3000-4999.)
-CLOSE_RESYNC = 4012
+# Which close wins when several come while a socket opens: a ban, then an ended session.
+_CLOSE_RANK = {protocol.CLOSE_RESYNC: 0, protocol.CLOSE_SESSION_ENDED: 1, protocol.CLOSE_POLICY: 2}
 
 
 class TokenBucket:
@@ -50,6 +52,31 @@ class TokenBucket:
             return False
         self.tokens -= 1
         return True
+
+
+class UserBuckets:
+    """One TokenBucket per user for all of their sockets in this process (kept while any is open)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, list] = {}  # user id -> [bucket, open sockets]
+
+    def take(self, user_id: int) -> TokenBucket:
+        entry = self._buckets.get(user_id)
+        if entry is None:
+            bucket = TokenBucket(settings.CHAT_USER_RATE_PER_SECOND, settings.CHAT_USER_RATE_BURST)
+            entry = self._buckets[user_id] = [bucket, 0]
+        entry[1] += 1
+        return entry[0]
+
+    def release(self, user_id: int) -> None:
+        entry = self._buckets.get(user_id)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del self._buckets[user_id]
+
+
+_user_buckets = UserBuckets()
 
 
 @database_sync_to_async
@@ -95,6 +122,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake is refused with 403
             return
         self.user = user
+        self.session_key: str = self.scope["session_key"]
+        self.session_expires: datetime | None = None  # known after the first check
         self.closed = False
         self.refuse_with: int | None = None  # set by the hub while the socket opens
         self.early: list[str] | None = []  # what the hub delivers before the handshake completes
@@ -102,11 +131,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.direct = direct_writer(self.base_send)  # None unless under Daphne
         self.hub = await get_hub()
         self.socket_id = self.hub.new_socket_id()
-        # In the user's own group first, so no instruction (join, leave, ban) is missed while
-        # the rest is read from the database.
-        await self.hub.open(self, [events.EVERYONE, events.user_group(user.pk)])
-        layer_groups, pending = await _run(actions.connection_open, user=user, channel_name=self.socket_id)
+        self.user_bucket = _user_buckets.take(user.pk)  # released by _cleanup, as socket_id says
+        # In the user's and the session's own groups first, so no instruction (join, leave, ban,
+        # logout) is missed while the rest is read from the database.
+        await self.hub.open(self, [events.EVERYONE, events.user_group(user.pk), session_group(self.session_key)])
+        try:
+            layer_groups, pending = await _run(
+                actions.connection_open, user=user, channel_name=self.socket_id, session_key=self.session_key
+            )
+        except ChatError:  # too many sockets: refused, and it was never registered
+            self.cleaned = True
+            _user_buckets.release(user.pk)
+            await self.hub.leave_all(self)
+            await self.close(code=protocol.CLOSE_POLICY)
+            return
         await self.hub.finish_open(self, layer_groups)
+        await self._session_alive()  # ended meanwhile (a logout racing the handshake): refused
         if self.refuse_with is not None:
             await self.close(code=self.refuse_with)
             return
@@ -123,16 +163,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not hasattr(self, "socket_id") or getattr(self, "cleaned", False):
             return
         self.cleaned = self.closed = True
+        _user_buckets.release(self.user.pk)
         await self.hub.leave_all(self)
         _, pending = await _run(actions.connection_close, user=self.user, channel_name=self.socket_id)
         await self._publish(pending)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        allowed = self.bucket.take()  # every frame counts, refused ones too
+        allowed = self.bucket.take() and self.user_bucket.take()  # every frame counts, refused ones too
         command = None
         try:
             command = protocol.parse(text_data, username=self.user.username)
             if allowed:
+                # Who the user is now, before anything is done: a `Send` only needs the
+                # session's expiry (its query checks the account itself), any other command
+                # re-reads the session and the account.
+                if not await self._session_alive(full=not isinstance(command, protocol.Send)):
+                    return
                 await self.HANDLERS[type(command)](self, command)
                 return
         except ChatError as error:
@@ -146,6 +192,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         limited = ChatError("rate_limited", "Too many frames; slow down and send again.")
         await self._send_frame(protocol.error_frame(limited, command=command))
+
+    async def _session_alive(self, *, full: bool = True) -> bool:
+        """True while the socket's session is good; else close the socket and return False."""
+        if self.closed:
+            return False
+        if not full and (self.session_expires is None or timezone.now() < self.session_expires):
+            return True
+        code, self.session_expires = await database_sync_to_async(session_check)(
+            session_key=self.session_key, user_id=self.user.pk
+        )
+        if code is None:
+            return True
+        await self.close_for(code)
+        return False
 
     # ---- client commands ----------------------------------------------------------
 
@@ -250,14 +310,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def close_to_resync(self) -> None:
         """The hub may have missed events: close so the client reconnects with `Since`."""
-        await self._close_with(CLOSE_RESYNC)
+        await self.close_for(protocol.CLOSE_RESYNC)
 
-    async def close_for_policy(self) -> None:
-        await self._close_with(CLOSE_POLICY)
-
-    async def _close_with(self, code: int) -> None:
+    async def close_for(self, code: int) -> None:
         if self.early is not None:  # still opening: connect() refuses the handshake instead
-            if self.refuse_with != CLOSE_POLICY:  # a ban wins over a resync
+            if _CLOSE_RANK.get(code, 0) >= _CLOSE_RANK.get(self.refuse_with, -1):  # a ban wins
                 self.refuse_with = code
         elif not self.closed:
             await self.close(code=code)

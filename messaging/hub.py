@@ -9,7 +9,8 @@ WebSocket frame built per event, not per socket (chatsite.fastwrite).
 
 Layer events carry the `group` they were sent to, and may carry instructions that change
 membership at once in every process: `subscribe` / `unsubscribe` (another layer group, for the
-sockets of this group), `close` (ban) and `skip` (one socket, the sender of a `Read`).
+sockets of this group), `close` (a close code: a ban, a session that ended) and `skip` (one
+socket, the sender of a `Read`).
 
 Layer group sends are at most once (a full channel drops what it cannot hold; a channel whose
 messages wait longer than the layer's `expiry` is dropped from its groups). So the hub
@@ -34,6 +35,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from chatsite.fastwrite import Frame
+from messaging.protocol import CLOSE_POLICY
 
 log = logging.getLogger(__name__)
 # channels_redis forgets a group member `group_expiry` (1 day) after its last group_add; a hub
@@ -43,6 +45,9 @@ HEARTBEAT_EVERY = 1.0
 # No beat at all for this long: rejoin the groups and resync. Well under the layers' 60 s
 # expiry, and long enough that a hub merely behind under load is not taken for deaf.
 SILENCE_LIMIT = 20.0
+# A failing layer receive is retried after 50 ms, doubling up to 5 s: no busy loop while Redis is down.
+RECEIVE_BACKOFF_MIN = 0.05
+RECEIVE_BACKOFF_MAX = 5.0
 
 
 class LocalSocket(Protocol):
@@ -53,7 +58,8 @@ class LocalSocket(Protocol):
 
     async def deliver(self, text: str) -> None: ...
 
-    async def close_for_policy(self) -> None: ...
+    async def close_for(self, code: int) -> None:
+        """Close the socket with a WebSocket close code (messaging.protocol CLOSE_*)."""
 
     async def close_to_resync(self) -> None: ...
 
@@ -76,6 +82,7 @@ class Hub:
         self._beat_seen_at = 0.0
         self._silent = False
         self.resyncs = 0
+        self.layer_ok = True  # False while the layer's receive fails (for a health check)
 
     async def start(self) -> None:
         async with self._start_lock:
@@ -87,6 +94,7 @@ class Hub:
                     asyncio.create_task(self._receive_loop()),
                     asyncio.create_task(self._renew_loop()),
                     asyncio.create_task(self._heartbeat_loop()),
+                    asyncio.create_task(self._session_loop()),
                 ]
 
     def new_socket_id(self) -> str:
@@ -160,9 +168,9 @@ class Hub:
             for sock in targets:
                 self._settle(sock, name)
                 await self.leave(sock, name)
-        if event.get("close"):
+        if code := event.get("close"):
             for sock in targets:
-                await sock.close_for_policy()
+                await sock.close_for(CLOSE_POLICY if code is True else code)
             return
         if text := event.get("text"):
             skip = event.get("skip")
@@ -176,15 +184,26 @@ class Hub:
             self._opening[sock].add(group)
 
     async def _receive_loop(self) -> None:
+        delay = 0.0
         while True:
             try:
                 event = await self.layer.receive(self.channel)
-                await self.dispatch(event)
             except asyncio.CancelledError:
                 raise
+            except Exception as error:  # the layer is down: wait longer each time, say so once
+                if self.layer_ok:
+                    self.layer_ok = False
+                    log.warning("hub: the channel layer fails (%r); retrying with back-off", error)
+                delay = min(RECEIVE_BACKOFF_MAX, max(RECEIVE_BACKOFF_MIN, delay * 2))
+                await asyncio.sleep(delay)
+                continue
+            if not self.layer_ok:
+                self.layer_ok, delay = True, 0.0
+                log.warning("hub: the channel layer answers again")  # the heartbeat gap resyncs
+            try:
+                await self.dispatch(event)
             except Exception:  # one bad event must not stop delivery for the whole process
                 log.exception("hub: event dropped")
-                await asyncio.sleep(0)
 
     # ---- lost events: heartbeats through the layer ------------------------------------
 
@@ -232,6 +251,19 @@ class Hub:
                 await sock.close_to_resync()
             except Exception:
                 log.exception("hub: closing a socket to resync failed")
+
+    async def _session_loop(self) -> None:
+        """Every open socket's session checked again (messaging.session_watch)."""
+        from django.conf import settings
+
+        from messaging.session_watch import sessions_watch
+
+        while True:
+            await asyncio.sleep(settings.CHAT_SESSION_CHECK_SECONDS)
+            try:
+                await sessions_watch(list(self.groups_of))
+            except Exception:  # the database may be down: try again next time
+                log.exception("hub: checking the sockets' sessions failed")
 
     async def _renew_loop(self) -> None:
         while True:

@@ -23,6 +23,13 @@ MAX_FRAME_CHARS = 12 * 1024 * 1024  # an image data URL fits; anything bigger is
 MAX_CLIENT_ID = 64
 MAX_USERNAME = 150
 
+# WebSocket close codes (autobahn, under Daphne, sends only 1000 and 3000-4999).
+CLOSE_SESSION_ENDED = 4001  # logged out, password changed, session expired, account deleted
+CLOSE_POLICY = 4003  # banned or deactivated
+# The hub may have missed events: the client reconnects and replays with `Since`. (1012,
+# "service restart", would say it best.)
+CLOSE_RESYNC = 4012
+
 
 @dataclass(frozen=True)
 class Connect:

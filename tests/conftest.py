@@ -139,13 +139,20 @@ async def connect():
     refused: list[WebsocketCommunicator] = []
 
     async def _connect(
-        user, *, origin: bytes | None = ORIGIN, cookie: bool = True, expect_ok: bool = True, drain: bool = True
+        user,
+        *,
+        origin: bytes | None = ORIGIN,
+        cookie: bool = True,
+        session: str | None = None,
+        expect_ok: bool = True,
+        drain: bool = True,
     ):
+        """A socket of `user`, with a new session of theirs or the given `session` key."""
         headers = [(b"host", b"127.0.0.1:8000")]
         if origin is not None:
             headers.append((b"origin", origin))
         if cookie and user is not None:
-            value = await database_sync_to_async(session_cookie)(user)
+            value = session or await database_sync_to_async(session_cookie)(user)
             headers.append((b"cookie", f"{django_settings.SESSION_COOKIE_NAME}={value}".encode()))
         comm = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
         connected, code = await comm.connect(timeout=5)

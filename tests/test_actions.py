@@ -11,7 +11,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Mute
-
 from chatsite.errors import ChatError
 from groups import actions as group_actions
 from groups.models import ChatGroup
@@ -84,9 +83,9 @@ def test_group_delete_by_a_moderator_and_refusal_for_members(alice, bob):
 
 
 def test_connection_open_and_close_announce_presence_once_per_user(alice):
-    _, sent = events.collecting(actions.connection_open, user=alice, channel_name="one")
+    _, sent = events.collecting(actions.connection_open, user=alice, channel_name="one", session_key="k1")
     assert len(sent) == 1 and json.loads(sent[0][1]["text"])["Online"] is True
-    _, sent = events.collecting(actions.connection_open, user=alice, channel_name="two")
+    _, sent = events.collecting(actions.connection_open, user=alice, channel_name="two", session_key="k2")
     assert sent == []
     _, sent = events.collecting(actions.connection_close, user=alice, channel_name="one")
     assert sent == []
@@ -95,7 +94,7 @@ def test_connection_open_and_close_announce_presence_once_per_user(alice):
 
 
 def test_presence_reset_forgets_stale_connections(alice):
-    actions.connection_open(user=alice, channel_name="crashed")
+    actions.connection_open(user=alice, channel_name="crashed", session_key="k3")
     assert actions.presence_reset() == 1
 
 

@@ -37,8 +37,8 @@ class FakeSocket:
             raise ConnectionError("gone")
         self.received.append(text)
 
-    async def close_for_policy(self) -> None:
-        self.closed = True
+    async def close_for(self, code: int) -> None:
+        self.closed = code
 
     async def close_to_resync(self) -> None:
         self.resynced = True
@@ -431,16 +431,16 @@ def test_daphne_can_send_the_resync_close_code():
     stayed open but deaf)."""
     from autobahn.websocket.protocol import WebSocketProtocol
 
-    from messaging.consumers import CLOSE_POLICY, CLOSE_RESYNC
+    from messaging.protocol import CLOSE_POLICY, CLOSE_RESYNC, CLOSE_SESSION_ENDED
 
     sent = []
     protocol = WebSocketProtocol()
     protocol.state = WebSocketProtocol.STATE_OPEN
     protocol.sendCloseFrame = lambda code=None, reasonUtf8=None, isReply=False: sent.append(code)
-    for code in (CLOSE_RESYNC, CLOSE_POLICY):
+    for code in (CLOSE_RESYNC, CLOSE_POLICY, CLOSE_SESSION_ENDED):
         protocol.state = WebSocketProtocol.STATE_OPEN
         protocol.sendClose(code=code)
-    assert sent == [CLOSE_RESYNC, CLOSE_POLICY]
+    assert sent == [CLOSE_RESYNC, CLOSE_POLICY, CLOSE_SESSION_ENDED]
 
 
 async def test_duplicate_or_stale_heartbeats_do_not_resync(hub):
@@ -468,7 +468,7 @@ async def test_a_hub_whose_first_start_failed_starts_on_the_next_try(monkeypatch
         await hub.start()
     await hub.start()
     try:
-        assert hub.channel and len(hub._tasks) == 3 and not any(task.done() for task in hub._tasks)
+        assert hub.channel and len(hub._tasks) == 4 and not any(task.done() for task in hub._tasks)
     finally:
         await hub.stop()
 

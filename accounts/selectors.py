@@ -1,0 +1,70 @@
+"""Reads about accounts: is a socket's session still good?"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from messaging.protocol import CLOSE_POLICY, CLOSE_SESSION_ENDED
+
+# Engines whose sessions are rows of django.contrib.sessions' Session model (read in one query).
+_DB_ENGINES = {"django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"}
+
+Verdict = tuple[int | None, datetime | None]  # (close code, or None while valid; when it expires)
+
+
+def sessions_check(pairs: dict[str, int]) -> dict[str, Verdict]:
+    """For each `session_key: user_id`, whether a socket opened with it may stay open.
+
+    Valid means what Django's own `get_user` requires of a request: the session exists and has
+    not expired, names this user, carries the hash of their current password, and the user is
+    active. A close code says why not: CLOSE_POLICY for an inactive account, else
+    CLOSE_SESSION_ENDED. Two queries for any number of sockets (with database sessions).
+    """
+    sessions = _load_sessions(list(pairs))
+    users = get_user_model().objects.in_bulk({int(pk) for pk in pairs.values()})
+    verdicts: dict[str, Verdict] = {}
+    for key, user_id in pairs.items():
+        user = users.get(int(user_id))
+        data, expires = sessions.get(key, (None, None))
+        if user is not None and not user.is_active:
+            verdicts[key] = (CLOSE_POLICY, None)
+        elif user is None or data is None or not _names_user(data, user):
+            verdicts[key] = (CLOSE_SESSION_ENDED, None)
+        else:
+            verdicts[key] = (None, expires)
+    return verdicts
+
+
+def session_check(*, session_key: str, user_id: int) -> Verdict:
+    return sessions_check({session_key: user_id})[session_key]
+
+
+def _names_user(data: dict, user) -> bool:
+    if data.get(SESSION_KEY) != str(user.pk) or data.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    stored = data.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return any(constant_time_compare(stored, candidate) for candidate in hashes)
+
+
+def _load_sessions(keys: list[str]) -> dict[str, tuple[dict, datetime | None]]:
+    """The decoded data and expiry of each unexpired session among `keys`."""
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    if settings.SESSION_ENGINE in _DB_ENGINES:
+        rows = Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
+        store = store_class()
+        return {row.session_key: (store.decode(row.session_data), row.expire_date) for row in rows}
+    loaded = {}
+    for key in keys:  # other engines: one read each, expiry left to the next periodic check
+        store = store_class(key)
+        data = store.load()
+        if store.session_key is not None and data:
+            loaded[key] = (data, None)
+    return loaded
