@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AuditEntry, Mute
+from accounts.sessions import sessions_end
 from chatsite.errors import ChatError
 
 MODERATE_PERMISSION = "accounts.moderate"
@@ -80,3 +82,33 @@ def sender_check(*, user: AbstractBaseUser, now: datetime | None = None) -> None
     if until is not None and until > (now or timezone.now()):
         because = f": {reason}" if reason else "."
         raise ChatError("forbidden", f"You are muted until {until:%Y-%m-%d %H:%M} UTC{because}")
+
+
+def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> None:
+    """Delete an account and everything that goes with it, and tell everyone who can see it.
+
+    Deleting is not moderation (moderators ban): it takes the `auth.delete_user` permission, and
+    only a superuser deletes a superuser. In one transaction: the groups the user owns are
+    deleted (`Group`/`Deleted` to everyone), the groups they are in are left (`Left`), their
+    messages are removed (`Removed` to the people who saw them), every session ends (their
+    sockets close with 4001 in every process), the audit log says who did it, and the row goes.
+    """
+    from groups import actions as group_actions
+    from groups.models import ChatGroup
+    from messaging.actions import messages_announce_removed
+    from messaging.models import Message
+
+    if not actor.has_perm("auth.delete_user") or (user.is_superuser and not actor.is_superuser):
+        raise ChatError("forbidden", f"You may not delete the account {user.username}.")
+    if user.pk == actor.pk:
+        raise ChatError("forbidden", "You cannot delete your own account here.")
+    with transaction.atomic():
+        for group in ChatGroup.objects.filter(owner=user):
+            group_actions.group_delete(user=user, group=group)
+        for group in ChatGroup.objects.filter(members=user).exclude(owner=user):
+            group_actions.group_leave(user=user, group=group)
+        mine = Message.objects.filter(Q(sender=user) | Q(recipient=user))
+        messages_announce_removed(mine.only("id", "group_id", "sender_id", "recipient_id").iterator())
+        sessions_end(user=user)
+        audit_record(actor=actor, action="delete user", target=f"user {user.username}", reason=reason)
+        user.delete()

@@ -55,6 +55,20 @@ class UserAdmin(ModerationMixin, DjangoUserAdmin):
                 self.message_user(request, error.detail, messages.ERROR)
         super().save_model(request, obj, form, change)
 
+    def has_delete_permission(self, request, obj=None):
+        """Not oneself, and a superuser only by a superuser (as accounts.actions.user_delete)."""
+        if obj is not None and (obj.pk == request.user.pk or (obj.is_superuser and not request.user.is_superuser)):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        """Deleting a user is an action: groups, messages, sockets and the audit log follow."""
+        actions.user_delete(actor=request.user, user=obj, reason="deleted in the admin")
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            actions.user_delete(actor=request.user, user=user, reason="deleted in the admin")
+
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):

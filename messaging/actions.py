@@ -6,6 +6,8 @@ Each authorizes, writes in a transaction and publishes its events on commit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -176,27 +178,37 @@ def messages_remove(*, actor: AbstractBaseUser, message_ids: list[int], reason: 
     """Delete messages (images included); they vanish from every open client (`Removed`)."""
     moderator_require(actor)
     with transaction.atomic():
-        messages = list(Message.objects.filter(pk__in=message_ids).select_related("sender", "recipient", "group"))
-        audiences: dict[str, list[int]] = {}
+        messages = list(Message.objects.filter(pk__in=message_ids).select_related("sender"))
         for message in messages:
-            for target in _audience(message):
-                audiences.setdefault(target, []).append(message.pk)
             audit_record(
                 actor=actor,
                 action="remove message",
                 reason=reason,
                 target=f"message {message.pk} by {message.sender.username}: {message.text[:200]}",
             )
+        messages_announce_removed(messages)
         Message.objects.filter(pk__in=[m.pk for m in messages]).delete()
-        for target, ids in audiences.items():
-            events.publish(target, removed_frame(ids=sorted(ids)))
     return len(messages)
 
 
-def _audience(message: Message) -> list[str]:
-    if message.group_id is not None:
-        return [message.group.layer_group]
-    return [events.user_group(message.sender_id), events.user_group(message.recipient_id)]
+REMOVED_PER_FRAME = 1000
+
+
+def messages_announce_removed(messages: Iterable[Message]) -> None:
+    """`Removed` (on commit) to the sockets of everyone who could read these messages: one
+    frame per conversation's audience, at most REMOVED_PER_FRAME ids each. The caller deletes."""
+    audiences: dict[str, list[int]] = {}
+    for message in messages:
+        if message.group_id is not None:
+            targets = [layer_group_for(message.group_id)]
+        else:
+            targets = [events.user_group(message.sender_id), events.user_group(message.recipient_id)]
+        for target in targets:
+            audiences.setdefault(target, []).append(message.pk)
+    for target, ids in audiences.items():
+        ids.sort()
+        for start in range(0, len(ids), REMOVED_PER_FRAME):
+            events.publish(target, removed_frame(ids=ids[start : start + REMOVED_PER_FRAME]))
 
 
 def report_create(*, reporter: AbstractBaseUser, message_id: int, reason: str = "") -> Report:

@@ -87,4 +87,6 @@ def test_a_lone_surrogate_escape_is_refused_and_an_escaped_emoji_is_text():
             protocol.parse(send % lone, username="alice")
         assert refused.value.code == "bad_request" and "surrogate" in refused.value.detail
     assert protocol.parse(send % r"\ud83d\ude00 ok", username="alice").content == "😀 ok"
-    assert protocol.parse(send % r"\\ud800 is how you write it", username="alice").content == r"\ud800 is how you write it"
+    assert (
+        protocol.parse(send % r"\\ud800 is how you write it", username="alice").content == r"\ud800 is how you write it"
+    )
