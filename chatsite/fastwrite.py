@@ -106,6 +106,17 @@ class DirectWriter:
         protocol.transport.write(frame.wire)
         return True
 
+    def backlog(self) -> int | None:
+        """Bytes written to this connection that the peer has not taken yet (autobahn's queue
+        and Twisted's buffers), or None once the connection is gone."""
+        protocol = self.protocol
+        transport = protocol.transport
+        if transport is None or protocol.state == protocol.STATE_CLOSED or getattr(transport, "disconnected", False):
+            return None
+        queued = sum(len(data) for data, _ in protocol.send_queue)
+        buffered = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        return queued + buffered
+
 
 def direct_writer(send: Any) -> DirectWriter | None:
     """A writer for the Daphne WebSocket connection behind an ASGI `send`, if that is what it

@@ -8,6 +8,7 @@ channel-layer memberships and writes each event's text straight to the local soc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime
@@ -31,6 +32,8 @@ from messaging.hub import get_hub
 from messaging.writer import get_writer
 
 log = logging.getLogger(__name__)
+# A replay waits while more than this is written but not yet taken by the peer.
+REPLAY_BACKLOG = 1 << 20
 # Which close wins when several come while a socket opens: a ban, then an ended session.
 _CLOSE_RANK = {protocol.CLOSE_RESYNC: 0, protocol.CLOSE_SESSION_ENDED: 1, protocol.CLOSE_POLICY: 2}
 
@@ -210,14 +213,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # ---- client commands ----------------------------------------------------------
 
     async def on_connect(self, command: protocol.Connect) -> None:
+        """`State`, then everything after `Since`, a batch per query, each batch only once the
+        last has left: a reader that does not read holds at most a batch or two in memory. The
+        receive loop handles one frame at a time, so one socket runs at most one replay."""
         frame = await database_sync_to_async(selectors.state)(user=self.user)
         await self._send_frame(frame)
         after = command.since
-        while after is not None:  # replay everything after `Since`, a batch per query
+        while after is not None:
             batch = await database_sync_to_async(selectors.messages_after)(user=self.user, after=after)
             for frame in batch:
                 await self._send_frame(frame)
             after = batch[-1]["Id"] if batch else None
+            if after is not None and not await self._drained():
+                return
+
+    async def _drained(self) -> bool:
+        """Wait until what was written has mostly left (under Daphne); False if the peer left."""
+        if self.direct is None:  # another server: its own send() is all there is
+            return True
+        while (backlog := self.direct.backlog()) is not None and backlog > REPLAY_BACKLOG:
+            await asyncio.sleep(0.01)
+        return backlog is not None
 
     async def on_send(self, command: protocol.Send) -> None:
         fields = {

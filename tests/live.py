@@ -108,7 +108,8 @@ class Browserish:
     def post_form(self, path: str, fields: dict[str, str]) -> tuple[int, str]:
         _, page = self.get(path)
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-        data = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": token.group(1) if token else ""}).encode()
+        csrf = token.group(1) if token else self.cookie("csrftoken") or ""  # a page without a form
+        data = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": csrf}).encode()
         request = urllib.request.Request(self.base_url + path, data=data, headers={"Referer": self.base_url + path})
         try:
             with self.opener.open(request, timeout=10) as response:

@@ -78,3 +78,13 @@ def test_a_writer_is_offered_only_for_daphne_s_own_send():
 
     assert direct_writer(wrapped) is None
     assert direct_writer(functools.partial(print, protocol)) is None
+
+
+def test_the_backlog_counts_what_the_peer_has_not_taken_yet():
+    protocol = open_protocol()
+    transport = protocol.transport
+    transport.dataBuffer, transport.offset, transport._tempDataLen = b"x" * 100, 40, 7
+    protocol.send_queue = [(b"y" * 5, False)]
+    assert DirectWriter(protocol).backlog() == 60 + 7 + 5
+    transport.disconnected = True
+    assert DirectWriter(protocol).backlog() is None

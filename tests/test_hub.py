@@ -488,3 +488,32 @@ async def test_silence_makes_the_hub_rejoin_its_groups_and_resync(beating_hub):
     await hub.layer.group_send("chat.group.1", {"type": "chat.event", "group": "chat.group.1", "text": "hi"})
     await asyncio.sleep(0.05)
     assert sock.received == ["hi"]
+
+
+async def test_a_failing_layer_is_retried_with_back_off_and_reported_once(caplog):
+    layer = InMemoryChannelLayer()
+    calls = 0
+
+    async def broken_receive(channel):
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("Redis is down")
+
+    hub = Hub(layer)
+    await hub.start()
+    try:
+        hub_receive, layer.receive = layer.receive, broken_receive
+        hub._tasks[0].cancel()  # the receive loop already waits on the working receive: restart it
+        hub._tasks[0] = asyncio.create_task(hub._receive_loop())
+        await asyncio.sleep(0.5)
+        assert 2 <= calls <= 6, f"{calls} attempts in 0.5 s: 50 ms, doubling"
+        assert hub.layer_ok is False
+        warnings = [r for r in caplog.records if "channel layer fails" in r.getMessage()]
+        assert len(warnings) == 1
+        layer.receive = hub_receive
+        await hub.layer.group_send(hub.heartbeat_group, {"type": "chat.event", "group": "x", "text": None})
+        async with asyncio.timeout(8):
+            while not hub.layer_ok:
+                await asyncio.sleep(0.05)
+    finally:
+        await hub.stop()

@@ -112,3 +112,17 @@ async def test_events_lost_on_the_way_make_the_sockets_reconnect(redis, connect,
     while closed.get("type") != "websocket.close":  # frames sent before the gap was noticed
         closed = await a.comm.receive_output(timeout=5)
     assert closed["code"] == 4012 and hub.resyncs == 1
+
+
+async def test_logging_out_through_one_process_closes_that_sessions_socket_on_another(two_servers):
+    one, two = two_servers
+    alice, alice_elsewhere = Browserish(one.url), Browserish(one.url)
+    await asyncio.to_thread(alice.register, "alice", "a-long-secret-1")
+    await asyncio.to_thread(alice_elsewhere.login, "alice", "a-long-secret-1")
+    async with await open_socket(two, alice) as ws, await open_socket(two, alice_elsewhere) as other:
+        status, where = await asyncio.to_thread(alice.post_form, "/accounts/logout/", {})
+        assert status == 200 and "/accounts/login/" in where
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert ws.close_code == 4001
+        await other.send(json.dumps({"Type": "Connect"}))
+        await next_of(other, "State")  # the other session's socket stays

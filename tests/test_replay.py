@@ -1,0 +1,91 @@
+"""A replay (`Connect` with `Since`) is written a batch at a time, each once the last has left."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+
+from messaging import consumers, protocol, selectors
+from messaging.actions import message_send
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class SlowReader:
+    """A DirectWriter whose peer has taken nothing until `read()` (or left, with `leave()`)."""
+
+    def __init__(self) -> None:
+        self.backlog_bytes: int | None = consumers.REPLAY_BACKLOG + 1
+
+    def backlog(self) -> int | None:
+        return self.backlog_bytes
+
+    def read(self) -> None:
+        self.backlog_bytes = 0
+
+    def leave(self) -> None:
+        self.backlog_bytes = None
+
+
+def replaying_socket(user, reader: SlowReader) -> tuple[consumers.ChatConsumer, list[dict]]:
+    sent: list[dict] = []
+    sock = consumers.ChatConsumer()
+    sock.user, sock.direct, sock.closed = user, reader, False
+
+    async def send(text_data: str) -> None:
+        sent.append(json.loads(text_data))
+
+    sock.send = send
+    return sock, sent
+
+
+async def wait_until(condition, timeout: float = 3) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def five_messages(alice, bob, monkeypatch):
+    for i in range(5):
+        message_send(sender=bob, chat="Private", to="alice", content=f"m{i}")
+    monkeypatch.setattr(selectors, "messages_after", functools.partial(selectors.messages_after, limit=2))
+
+
+@pytest.mark.usefixtures("five_messages")
+async def test_a_replay_waits_for_a_slow_reader_between_batches(alice):
+    reader = SlowReader()
+    sock, sent = replaying_socket(alice, reader)
+    replay = asyncio.create_task(sock.on_connect(protocol.Connect(since=0)))
+    await wait_until(lambda: len(sent) == 3)  # State and the first batch of two
+    assert not replay.done()
+    await asyncio.sleep(0.05)
+    assert len(sent) == 3, "nothing more while the reader reads nothing"
+    reader.read()
+    await asyncio.wait_for(replay, 3)
+    assert [f.get("Content") for f in sent[1:]] == [f"m{i}" for i in range(5)]
+
+
+@pytest.mark.usefixtures("five_messages")
+async def test_a_replay_stops_when_the_reader_leaves(alice):
+    reader = SlowReader()
+    sock, sent = replaying_socket(alice, reader)
+    replay = asyncio.create_task(sock.on_connect(protocol.Connect(since=0)))
+    await wait_until(lambda: len(sent) == 3)
+    reader.leave()
+    await asyncio.wait_for(replay, 3)
+    assert len(sent) == 3
+
+
+async def test_a_second_connect_waits_for_the_first_replay(connect, alice, bob):
+    for i in range(3):
+        await database_sync_to_async(message_send)(sender=bob, chat="Private", to="alice", content=f"m{i}")
+    a = await connect(alice)
+    await a.send({"Type": "Connect", "Since": 0})
+    await a.send({"Type": "Connect", "Since": 0})
+    kinds = [(await a.recv())["Type"] for _ in range(8)]
+    assert kinds == ["State", "Message", "Message", "Message"] * 2, "one replay at a time, never interleaved"
