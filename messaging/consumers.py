@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 from channels.consumer import get_handler_name
-from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -28,6 +28,7 @@ from chatsite.fastwrite import Frame, direct_writer
 from groups import actions as group_actions
 from groups.selectors import group_get
 from messaging import actions, events, protocol, selectors
+from messaging.events import run_action
 from messaging.hub import get_hub
 from messaging.writer import get_writer
 
@@ -82,16 +83,6 @@ class UserBuckets:
 _user_buckets = UserBuckets()
 
 
-@database_sync_to_async
-def _run(fn: Callable[..., Any], /, **kwargs: Any) -> tuple[Any, list[events.Event]]:
-    return events.collecting(fn, **kwargs)
-
-
-# Slow work (decoding an image) in a thread of the pool, so the one thread that runs every
-# other database call is not held up by it.
-_run_in_pool = DatabaseSyncToAsync(events.collecting, thread_sensitive=False)
-
-
 class ChatConsumer(AsyncWebsocketConsumer):
     """One WebSocket. It has no channel-layer channel: the process's hub is the layer's only
     member here, and writes to this socket through `deliver_now` / `deliver`."""
@@ -139,7 +130,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # logout) is missed while the rest is read from the database.
         await self.hub.open(self, [events.EVERYONE, events.user_group(user.pk), session_group(self.session_key)])
         try:
-            layer_groups, pending = await _run(
+            layer_groups = await run_action(
                 actions.connection_open, user=user, channel_name=self.socket_id, session_key=self.session_key
             )
         except ChatError:  # too many sockets: refused, and it was never registered
@@ -157,7 +148,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         early, self.early = self.early, None
         for text in early:
             await self.send(text_data=text)
-        await self._publish(pending)
 
     async def disconnect(self, code: int) -> None:
         await self._cleanup()
@@ -168,8 +158,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.cleaned = self.closed = True
         _user_buckets.release(self.user.pk)
         await self.hub.leave_all(self)
-        _, pending = await _run(actions.connection_close, user=self.user, channel_name=self.socket_id)
-        await self._publish(pending)
+        await run_action(actions.connection_close, user=self.user, channel_name=self.socket_id)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         allowed = self.bucket.take() and self.user_bucket.take()  # every frame counts, refused ones too
@@ -245,8 +234,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "client_id": command.client_id,
         }
         if command.is_image:  # decoded in a pool thread, outside the batch and the database thread
-            (message, created), pending = await _run_in_pool(actions.message_send, **fields)
-            await self._publish(pending)
+            message, created = await run_action(actions.message_send, pool=True, **fields)
         else:
             message, created = await get_writer().send(**fields)
         if not created:
@@ -254,29 +242,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_join(self, command: protocol.Join) -> None:
         if command.chat == protocol.GROUP and command.before is None:
-            _, pending = await _run(_join_group, user=self.user, name=command.to)
-            await self._publish(pending)
+            await run_action(_join_group, user=self.user, name=command.to)
         frame = await database_sync_to_async(selectors.history)(
             user=self.user, chat=command.chat, to=command.to, before=command.before
         )
         await self._send_frame(frame)
 
     async def on_create(self, command: protocol.Create) -> None:
-        _, pending = await _run(
+        await run_action(
             group_actions.group_create, owner=self.user, name=command.name, member_usernames=command.members
         )
-        await self._publish(pending)
 
     async def on_delete(self, command: protocol.Delete) -> None:
-        _, pending = await _run(_delete_group, user=self.user, name=command.name)
-        await self._publish(pending)
+        await run_action(_delete_group, user=self.user, name=command.name)
 
     async def on_leave(self, command: protocol.Leave) -> None:
-        _, pending = await _run(_leave_group, user=self.user, name=command.name)
-        await self._publish(pending)
+        await run_action(_leave_group, user=self.user, name=command.name)
 
     async def on_read(self, command: protocol.Read) -> None:
-        _, pending = await _run(
+        await run_action(
             actions.conversation_read,
             user=self.user,
             chat=command.chat,
@@ -284,10 +268,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             message_id=command.id,
             skip_channel=self.socket_id,
         )
-        await self._publish(pending)
 
     async def on_report(self, command: protocol.Report) -> None:
-        await _run(actions.report_create, reporter=self.user, message_id=command.id, reason=command.reason)
+        await run_action(actions.report_create, reporter=self.user, message_id=command.id, reason=command.reason)
         await self._send_frame(protocol.reported_frame(id=command.id))
 
     HANDLERS: dict[type, Callable[[ChatConsumer, Any], Awaitable[None]]] = {
@@ -337,10 +320,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.closed = True  # only once the close went out: a failed one leaves it deliverable
 
     # ---- helpers --------------------------------------------------------------------
-
-    async def _publish(self, pending: list[events.Event]) -> None:
-        for layer_group, message in pending:
-            await self.hub.layer.group_send(layer_group, message)
 
     async def _send_frame(self, frame: dict) -> None:
         await self.send(text_data=protocol.encode(frame))

@@ -13,16 +13,19 @@ or None>, ...}`` plus optional instructions for the sockets of that group: ``sub
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any, Callable, TypeVar
 
 from asgiref.sync import async_to_sync
+from channels.db import DatabaseSyncToAsync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from messaging.protocol import encode
 
+log = logging.getLogger(__name__)
 EVERYONE = "chat.everyone"
 T = TypeVar("T")
 
@@ -58,8 +61,8 @@ def publish(layer_groups: str | Iterable[str], frame: dict | None = None, **inst
 def collecting(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> tuple[T, list[Event]]:
     """Run a (sync) action and return the events it committed instead of sending them.
 
-    The consumer runs actions in a worker thread and then sends the events from the
-    event loop itself: no thread hop back into the loop per event.
+    For tests and for `run_action`; everything else calls `run_action` (async) or the action
+    itself (sync: admin, commands), whose events `publish` then sends on commit.
     """
     token = _collector.set([])
     try:
@@ -67,3 +70,47 @@ def collecting(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> tuple[T, l
         return result, _collector.get() or []
     finally:
         _collector.reset(token)
+
+
+def _collected(fn: Callable[..., T], kwargs: dict[str, Any]) -> tuple[T | None, BaseException | None, list[Event]]:
+    """`collecting`, keeping what was committed even when the action then raised."""
+    token = _collector.set([])
+    try:
+        try:
+            return fn(**kwargs), None, _collector.get() or []
+        except Exception as error:
+            return None, error, _collector.get() or []
+    finally:
+        _collector.reset(token)
+
+
+# The database thread (every ORM call is serialized on it), or a pool thread for slow work
+# that must not hold the database thread up (decoding an image).
+_in_db_thread = DatabaseSyncToAsync(_collected)
+_in_pool = DatabaseSyncToAsync(_collected, thread_sensitive=False)
+
+
+async def run_action(fn: Callable[..., T], /, *, pool: bool = False, **kwargs: Any) -> T:
+    """Run a sync action from async code: in a worker thread, its committed events collected
+    there and published from the event loop (no thread hop back per event). Raises what the
+    action raised, once whatever it committed before that has gone out."""
+    result, error, pending = await (_in_pool if pool else _in_db_thread)(fn, kwargs)
+    await publish_collected(pending)
+    if error is not None:
+        raise error
+    return result
+
+
+async def publish_collected(pending: list[Event]) -> None:
+    """Send events collected from committed transactions (`collecting`) to the channel layer.
+
+    What was committed stands even if the layer fails: the failure is logged, not raised, and
+    the sockets that missed it catch up (the hubs' heartbeat gap, then `Since`).
+    """
+    if pending:
+        layer = get_channel_layer()
+        for layer_group, message in pending:
+            try:
+                await layer.group_send(layer_group, message)
+            except Exception:
+                log.exception("publishing to %s failed", layer_group)

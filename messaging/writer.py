@@ -11,17 +11,13 @@ Images keep their own path: decoding them must not hold the database's write loc
 from __future__ import annotations
 
 import asyncio
-import logging
 import weakref
 from typing import Any
 
-from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.db import transaction
 
-from messaging import actions, events
-
-log = logging.getLogger(__name__)
+from messaging import actions
+from messaging.events import run_action
 
 
 class SendWriter:
@@ -41,23 +37,16 @@ class SendWriter:
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                outcomes, pending = await _store([kwargs for kwargs, _ in batch])
+                outcomes = await run_action(_store, batch=[kwargs for kwargs, _ in batch])
             except Exception as error:  # the database itself failed: every sender hears of it
-                outcomes, pending = [error] * len(batch), []
-            try:
-                layer = get_channel_layer()
-                for layer_group, message in pending:
-                    await layer.group_send(layer_group, message)
-            except Exception:  # stored all the same: clients catch up with `Since`
-                log.exception("writer: publishing a batch failed")
-            finally:
-                for (_, future), outcome in zip(batch, outcomes):
-                    if future.done():  # its sender went away meanwhile
-                        continue
-                    if isinstance(outcome, BaseException):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
+                outcomes = [error] * len(batch)
+            for (_, future), outcome in zip(batch, outcomes):
+                if future.done():  # its sender went away meanwhile
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
 
 def _store_each(batch: list[dict[str, Any]]) -> list[Any]:
@@ -70,32 +59,25 @@ def _store_each(batch: list[dict[str, Any]]) -> list[Any]:
     return outcomes
 
 
-@database_sync_to_async
-def _store(batch: list[dict[str, Any]]) -> tuple[list[Any], list[events.Event]]:
+def _store(*, batch: list[dict[str, Any]]) -> list[Any]:
     """Store a batch in one transaction; if its commit fails (say a group was deleted under
     it), store the messages one transaction each, so one bad message cannot sink the rest."""
-
-    def all_at_once() -> list[Any]:
-        with transaction.atomic():
-            return _store_each(batch)
-
-    def one_by_one() -> list[Any]:
-        outcomes: list[Any] = []
-        for kwargs in batch:
-            try:  # exactly one outcome per message, whether it or its commit fails
-                with transaction.atomic():
-                    outcome = _store_each([kwargs])[0]
-            except Exception as error:
-                outcome = error
-            outcomes.append(outcome)
-        return outcomes
-
     if len(batch) == 1:  # message_send's own transaction is enough: no savepoint inside another
-        return events.collecting(_store_each, batch)
+        return _store_each(batch)
     try:
-        return events.collecting(all_at_once)
+        with transaction.atomic():  # a rolled-back batch publishes nothing: its events wait for commit
+            return _store_each(batch)
     except Exception:
-        return events.collecting(one_by_one)
+        pass
+    outcomes: list[Any] = []
+    for kwargs in batch:
+        try:  # exactly one outcome per message, whether it or its commit fails
+            with transaction.atomic():
+                outcome = _store_each([kwargs])[0]
+        except Exception as error:
+            outcome = error
+        outcomes.append(outcome)
+    return outcomes
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SendWriter] = weakref.WeakKeyDictionary()
