@@ -177,6 +177,9 @@ CHAT_MAX_TEXT_LENGTH = envint("CHAT_MAX_TEXT_LENGTH", 10_000)
 CHAT_HISTORY_PAGE = 50
 CHAT_RATE_PER_SECOND = envint("CHAT_RATE_PER_SECOND", 20)
 CHAT_RATE_BURST = envint("CHAT_RATE_BURST", 40)
+# Per user and per server process (chatsite/ratelimit.py): groups created, and Join + Leave.
+CHAT_GROUP_CREATES_PER_HOUR = envint("CHAT_GROUP_CREATES_PER_HOUR", 10)
+CHAT_GROUP_MOVES_PER_HOUR = envint("CHAT_GROUP_MOVES_PER_HOUR", 60)
 CHAT_IMAGE_MAX_BYTES = envint("CHAT_IMAGE_MAX_BYTES", 5_000_000)
 # A decoded RGBA pixel takes 4 bytes: 40 MP is 160 MB, and anything above is refused from the
 # header alone. Pillow's own bomb check uses the same limit.

@@ -9,7 +9,6 @@ channel-layer memberships and writes each event's text straight to the local soc
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Awaitable, Callable
 
 from channels.consumer import get_handler_name
@@ -20,6 +19,7 @@ from django.conf import settings
 
 from chatsite.errors import ChatError
 from chatsite.fastwrite import Frame, direct_writer
+from chatsite.ratelimit import TokenBucket
 from groups import actions as group_actions
 from groups.selectors import group_get
 from messaging import actions, events, protocol, selectors
@@ -31,25 +31,6 @@ CLOSE_POLICY = 4003
 # The hub may have missed events: the client reconnects and replays with `Since`. (1012,
 # "service restart", would say it best, but autobahn only sends 1000 and 3000-4999.)
 CLOSE_RESYNC = 4012
-
-
-class TokenBucket:
-    """Per-socket flood control: `rate` frames a second, bursts up to `burst`."""
-
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = float(burst), time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 @database_sync_to_async
