@@ -30,6 +30,8 @@ PLAIN_FIELDSETS = (
 
 def _each(action, **fixed):
     def apply(*, actor, queryset, **kwargs):
+        for user in queryset:  # a selection with one untouchable user is refused as a whole
+            actions.moderation_target_check(actor=actor, user=user)
         for user in queryset:
             action(actor=actor, user=user, **fixed, **kwargs)
         return len(queryset)

@@ -199,6 +199,13 @@ def test_a_moderator_cannot_ban_or_mute_a_superuser_or_other_staff(iago, mona, s
     assert not AuditEntry.objects.exists()
 
 
+def test_a_selection_with_a_superuser_in_it_is_refused_as_a_whole(iago, mona, alice):
+    form = {"action": "ban", "_selected_action": [str(alice.pk), str(iago.pk)], "apply": "1", "reason": "x"}
+    page = logged_in(mona).post("/admin/auth/user/", form, follow=True)
+    assert b"Only a superuser can act on a superuser" in page.content
+    assert refreshed(alice).is_active and refreshed(iago).is_active
+
+
 def test_a_superuser_may_moderate_staff(iago, mona):
     actions.user_mute(actor=iago, user=mona, duration=timedelta(minutes=15), reason="cool down")
     actions.user_ban(actor=iago, user=mona, reason="rogue")
