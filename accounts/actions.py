@@ -1,4 +1,5 @@
 """Moderation of users: ban, unban, mute, unmute, and the audit log every moderation action writes.
+Also every other admin change of a user (fields, privileges, password), each audited too.
 
 Called by the admin (and usable from a shell or a command); each takes effect live for
 connected users through the channel layer, after commit.
@@ -7,6 +8,7 @@ connected users through the channel layer, after commit.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -37,6 +39,7 @@ def user_ban(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "
     (accounts.sessions, whichever path saves it).
     """
     moderator_require(actor)
+    moderation_target_check(actor=actor, user=user)
     if user.pk == actor.pk:
         raise ChatError("forbidden", "You cannot ban yourself.")
     with transaction.atomic():
@@ -47,6 +50,7 @@ def user_ban(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "
 
 def user_unban(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> None:
     moderator_require(actor)
+    moderation_target_check(actor=actor, user=user)
     with transaction.atomic():
         user.is_active = True
         user.save(update_fields=["is_active"])
@@ -56,6 +60,7 @@ def user_unban(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str =
 def user_mute(*, actor: AbstractBaseUser, user: AbstractBaseUser, duration: timedelta, reason: str = "") -> Mute:
     """Refuse the user's messages (`forbidden`, with the reason) until the time is up."""
     moderator_require(actor)
+    moderation_target_check(actor=actor, user=user)
     until = timezone.now() + duration
     with transaction.atomic():
         mute, _ = Mute.objects.update_or_create(user=user, defaults={"until": until, "reason": reason})
@@ -67,6 +72,7 @@ def user_mute(*, actor: AbstractBaseUser, user: AbstractBaseUser, duration: time
 
 def user_unmute(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> None:
     moderator_require(actor)
+    moderation_target_check(actor=actor, user=user)
     with transaction.atomic():
         Mute.objects.filter(user=user).delete()
         audit_record(actor=actor, action="unmute", target=f"user {user.username}", reason=reason)
@@ -98,10 +104,11 @@ def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
     from messaging.actions import messages_announce_removed
     from messaging.models import Message
 
-    if not actor.has_perm("auth.delete_user") or (user.is_superuser and not actor.is_superuser):
+    if not actor.has_perm("auth.delete_user"):
         raise ChatError("forbidden", f"You may not delete the account {user.username}.")
     if user.pk == actor.pk:
         raise ChatError("forbidden", "You cannot delete your own account here.")
+    user_act_check(actor=actor, user=user)
     with transaction.atomic():
         for group in ChatGroup.objects.filter(owner=user):
             group_actions.group_delete(user=user, group=group)
@@ -112,3 +119,95 @@ def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
         sessions_end(user=user)
         audit_record(actor=actor, action="delete user", target=f"user {user.username}", reason=reason)
         user.delete()
+
+
+# ---- who may act on whom, and the admin's other changes of a user ---------------------------
+
+PRIVILEGE_FIELDS = frozenset({"is_staff", "is_superuser", "groups", "user_permissions"})
+USER_FIELDS = frozenset({"username", "first_name", "last_name", "email"}) | PRIVILEGE_FIELDS
+_MANY = frozenset({"groups", "user_permissions"})
+
+
+def user_act_check(*, actor: AbstractBaseUser, user: AbstractBaseUser) -> None:
+    """Raise `forbidden` unless `actor` may act on `user` at all: a superuser may act on anyone;
+    others on ordinary users and themselves, never on a superuser or other staff."""
+    if actor.is_superuser:
+        return
+    if user.is_superuser:
+        raise ChatError("forbidden", "Only a superuser can act on a superuser.")
+    if user.is_staff and user.pk != actor.pk:
+        raise ChatError("forbidden", "Only a superuser can act on other staff.")
+
+
+def moderation_target_check(*, actor: AbstractBaseUser, user: AbstractBaseUser) -> None:
+    """The guard of ban, unban, mute and unmute: nobody moderates their own account (a muted
+    moderator would unmute themselves), and only a superuser moderates staff or a superuser."""
+    if user.pk == actor.pk:
+        raise ChatError("forbidden", "You cannot moderate your own account.")
+    stored = get_user_model().objects.only("is_superuser", "is_staff").get(pk=user.pk)
+    user_act_check(actor=actor, user=stored)
+
+
+def user_update(*, actor: AbstractBaseUser, user: AbstractBaseUser, changes: dict[str, Any], reason: str = "") -> None:
+    """Change fields of a user (the admin's user page), with an audit entry of old and new values.
+
+    Privileges (staff, superuser, groups, permissions) only by a superuser. `is_active` and the
+    password are not fields here: they change through the ban and password actions.
+    """
+    if not actor.has_perm("auth.change_user"):
+        raise ChatError("forbidden", "You do not have the permission to change users.")
+    unknown = set(changes) - USER_FIELDS
+    if unknown:
+        raise ChatError("bad_request", "These cannot be changed here: " + ", ".join(sorted(unknown)) + ".")
+    stored = get_user_model().objects.get(pk=user.pk)  # authorize on what is stored, not on the edit
+    user_act_check(actor=actor, user=stored)
+    if set(changes) & PRIVILEGE_FIELDS and not actor.is_superuser:
+        raise ChatError(
+            "forbidden", "Only a superuser can change staff status, superuser status, groups or permissions."
+        )
+    if not changes:
+        return
+    described = [_describe_change(stored, name, value) for name, value in sorted(changes.items())]
+    plain = [name for name in changes if name not in _MANY]
+    with transaction.atomic():
+        for name in plain:
+            setattr(user, name, changes[name])
+        if plain:
+            user.save(update_fields=plain)
+        for name in set(changes) & _MANY:
+            getattr(user, name).set(changes[name])
+        audit_record(
+            actor=actor, action="change user", target=f"user {stored.username}: " + "; ".join(described), reason=reason
+        )
+
+
+def _describe_change(stored: AbstractBaseUser, name: str, value: Any) -> str:
+    if name in _MANY:
+        return f"{name} = [" + ", ".join(sorted(str(item) for item in value)) + "]"
+    return f"{name} {getattr(stored, name)!r} -> {value!r}"
+
+
+def user_add(*, actor: AbstractBaseUser, user: AbstractBaseUser) -> None:
+    """Save a new account made in the admin (superusers only), with an audit entry."""
+    if not actor.is_superuser:
+        raise ChatError("forbidden", "Only a superuser can add users.")
+    with transaction.atomic():
+        user.save()
+        audit_record(actor=actor, action="add user", target=f"user {user.username}")
+
+
+def user_password_set(
+    *, actor: AbstractBaseUser, user: AbstractBaseUser, password: str | None, reason: str = ""
+) -> None:
+    """Set a user's password (None: disable password login). Superusers only: whoever sets
+    another's password owns that account. Everyone else changes their own with the old one."""
+    if not actor.is_superuser:
+        raise ChatError("forbidden", "Only a superuser can set a user's password.")
+    with transaction.atomic():
+        if password is None:
+            user.set_unusable_password()
+        else:
+            user.set_password(password)
+        user.save(update_fields=["password"])
+        action = "set password" if password is not None else "disable password"
+        audit_record(actor=actor, action=action, target=f"user {user.username}", reason=reason)

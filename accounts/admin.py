@@ -1,6 +1,13 @@
+import copy
+from functools import partial
+
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 
 from accounts import actions
 from accounts.models import AuditEntry
@@ -12,10 +19,19 @@ from chatsite.admin_actions import (
 from chatsite.errors import ChatError
 
 User = get_user_model()
+# What staff who are not superusers see of a user: no privileges, no password.
+PLAIN_FIELDSETS = (
+    (None, {"fields": ("username",)}),
+    ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+    ("Status", {"fields": ("is_active",)}),
+    ("Important dates", {"fields": ("last_login", "date_joined")}),
+)
 
 
 def _each(action, **fixed):
     def apply(*, actor, queryset, **kwargs):
+        for user in queryset:  # a selection with one untouchable user is refused as a whole
+            actions.moderation_target_check(actor=actor, user=user)
         for user in queryset:
             action(actor=actor, user=user, **fixed, **kwargs)
         return len(queryset)
@@ -30,6 +46,7 @@ admin.site.unregister(User)
 class UserAdmin(ModerationMixin, DjangoUserAdmin):
     list_display = ("username", "is_active", "muted_until", "is_staff", "last_login", "date_joined")
     list_select_related = ("mute",)
+    readonly_fields = ("last_login", "date_joined")  # records, not settings
     actions = [
         moderation_action(name="ban", description="Ban (deactivate) selected users", apply=_each(actions.user_ban)),
         moderation_action(name="unban", description="Unban selected users", apply=_each(actions.user_unban)),
@@ -44,21 +61,36 @@ class UserAdmin(ModerationMixin, DjangoUserAdmin):
         mute = getattr(user, "mute", None)
         return mute.until if mute else None
 
-    def save_model(self, request, obj, form, change):
-        """Deactivating a user here is a ban (sockets closed, audit entry), not a silent flag change."""
-        if change and "is_active" in form.changed_data:
-            action = actions.user_unban if obj.is_active else actions.user_ban
-            obj.is_active = not obj.is_active  # the action makes the change
-            try:
-                action(actor=request.user, user=obj, reason="changed on the user's page")
-            except ChatError as error:
-                self.message_user(request, error.detail, messages.ERROR)
-        super().save_model(request, obj, form, change)
+    def get_fieldsets(self, request, obj=None):
+        """Only a superuser sees (and so can post) privileges and the password link."""
+        if obj is None or request.user.is_superuser:
+            return super().get_fieldsets(request, obj)
+        return PLAIN_FIELDSETS
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        """Staff may view a superuser's or other staff's page, never change it."""
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is None:
+            return True
+        try:
+            actions.user_act_check(actor=request.user, user=obj)
+        except ChatError:
+            return False
+        return True
 
     def has_delete_permission(self, request, obj=None):
-        """Not oneself, and a superuser only by a superuser (as accounts.actions.user_delete)."""
-        if obj is not None and (obj.pk == request.user.pk or (obj.is_superuser and not request.user.is_superuser)):
-            return False
+        """Not oneself, and superusers or other staff only by a superuser (as user_delete)."""
+        if obj is not None:
+            try:
+                actions.user_act_check(actor=request.user, user=obj)
+            except ChatError:
+                return False
+            if obj.pk == request.user.pk:
+                return False
         return super().has_delete_permission(request, obj)
 
     def delete_model(self, request, obj):
@@ -68,6 +100,66 @@ class UserAdmin(ModerationMixin, DjangoUserAdmin):
     def delete_queryset(self, request, queryset):
         for user in queryset:
             actions.user_delete(actor=request.user, user=user, reason="deleted in the admin")
+
+    def save_model(self, request, obj, form, change):
+        """Every change goes through an action and the audit log. Deactivating a user here is a
+        ban (sockets closed), not a silent flag change."""
+        try:
+            if not change:
+                actions.user_add(actor=request.user, user=obj)
+                return
+            if "is_active" in form.changed_data:
+                action = actions.user_unban if obj.is_active else actions.user_ban
+                obj.is_active = not obj.is_active  # the action makes the change
+                action(actor=request.user, user=obj, reason="changed on the user's page")
+            changes = {name: form.cleaned_data[name] for name in form.changed_data if name != "is_active"}
+            if changes:
+                actions.user_update(actor=request.user, user=obj, changes=changes, reason="changed on the user's page")
+        except ChatError as error:
+            self.message_user(request, error.detail, messages.ERROR)
+
+    def save_related(self, request, form, formsets, change):
+        """Groups and permissions were set by `user_update`, with the rest of the change."""
+
+    def user_change_password(self, request, id, form_url=""):
+        """Superusers only: setting another's password takes over their account.
+
+        Django's view builds `self.change_password_form(user, data)`; a copy of this admin per
+        request hands it a form that knows the actor, so the password is set by the action.
+        """
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        audited = copy.copy(self)
+        audited.change_password_form = partial(AuditedPasswordChangeForm, actor=request.user)
+        return DjangoUserAdmin.user_change_password(audited, request, id, form_url)
+
+
+class AuditedPasswordChangeForm(AdminPasswordChangeForm):
+    def __init__(self, user, *args, actor, **kwargs):
+        super().__init__(user, *args, **kwargs)
+        self.actor = actor
+
+    def save(self, commit=True):
+        password = self.cleaned_data["password1"] if self.cleaned_data["set_usable_password"] else None
+        actions.user_password_set(actor=self.actor, user=self.user, password=password, reason="set in the admin")
+        return self.user
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """Whoever edits a group's permissions can give their own group everything: superusers only."""
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 @admin.register(AuditEntry)

@@ -5,7 +5,6 @@ MODERATOR_PERMISSIONS = [
     ("accounts", "auditentry", "moderate"),
     ("accounts", "auditentry", "view_auditentry"),
     ("auth", "user", "view_user"),
-    ("auth", "user", "change_user"),
     ("groups", "chatgroup", "view_chatgroup"),
     ("messaging", "message", "view_message"),
     ("messaging", "report", "view_report"),
@@ -14,6 +13,9 @@ MODERATOR_PERMISSIONS = [
 
 def ensure_moderators_group(app_config, using="default", **kwargs) -> None:
     """A "Moderators" auth group with what moderation in the admin needs; add staff to it.
+
+    Viewing users is enough for the ban and mute actions; `change_user` is left out on purpose
+    (migration 0002 takes it back from existing installs): moderators do not edit accounts.
 
     Runs after the last app has migrated, when every permission exists.
     """

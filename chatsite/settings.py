@@ -185,6 +185,9 @@ CHAT_MAX_SOCKETS_PER_USER = envint("CHAT_MAX_SOCKETS_PER_USER", 20)
 # How often each process re-checks the session of every open socket (expired, deleted, a new
 # password, an account deactivated behind the actions' back). Logouts and bans close at once.
 CHAT_SESSION_CHECK_SECONDS = envint("CHAT_SESSION_CHECK_SECONDS", 60)
+# Per user and per server process (chatsite/ratelimit.py): groups created, and Join + Leave.
+CHAT_GROUP_CREATES_PER_HOUR = envint("CHAT_GROUP_CREATES_PER_HOUR", 10)
+CHAT_GROUP_MOVES_PER_HOUR = envint("CHAT_GROUP_MOVES_PER_HOUR", 60)
 CHAT_IMAGE_MAX_BYTES = envint("CHAT_IMAGE_MAX_BYTES", 5_000_000)
 # A decoded RGBA pixel takes 4 bytes: 40 MP is 160 MB, and anything above is refused from the
 # header alone. Pillow's own bomb check uses the same limit.

@@ -5,12 +5,14 @@ Each one authorizes, writes in a transaction and publishes its events on commit.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from accounts.actions import MODERATE_PERMISSION, audit_record
+from accounts.actions import MODERATE_PERMISSION, audit_record, sender_check
 from chatsite.errors import ChatError
+from chatsite.ratelimit import limit_take
 from groups.models import ChatGroup
 from groups.names import clean_group_name
 from groups.selectors import group_summary, groups_with_members
@@ -36,6 +38,7 @@ def _mark_read_to_latest(group: ChatGroup, users) -> None:
 
 def group_create(*, owner: AbstractBaseUser, name: str, member_usernames: list[str] | tuple[str, ...]) -> ChatGroup:
     """Create a group owned by `owner`, with `owner` and every listed (existing) user as members."""
+    group_create_check(user=owner)
     name = clean_group_name(name)
     usernames = set(member_usernames) - {owner.username}
     members = list(get_user_model().objects.filter(username__in=usernames, is_active=True))
@@ -57,7 +60,8 @@ def group_join(*, user: AbstractBaseUser, group: ChatGroup) -> bool:
     """Make `user` a member (groups are open). Returns False when they already were one."""
     with transaction.atomic():
         if group.members.filter(pk=user.pk).exists():
-            return False
+            return False  # opening a group one is in: free, and allowed while muted
+        group_move_check(user=user, joining=True)
         group.members.add(user)
         _mark_read_to_latest(group, [user])
         events.publish(events.user_group(user.pk), subscribe=group.layer_group)
@@ -66,6 +70,7 @@ def group_join(*, user: AbstractBaseUser, group: ChatGroup) -> bool:
 
 
 def group_leave(*, user: AbstractBaseUser, group: ChatGroup) -> None:
+    group_move_check(user=user, joining=False)
     if group.owner_id == user.pk:
         raise ChatError("forbidden", "The owner cannot leave a group; delete it instead.")
     with transaction.atomic():
@@ -90,3 +95,25 @@ def group_delete(*, user: AbstractBaseUser, group: ChatGroup, reason: str = "") 
         # The frame is built (members included) before the rows go.
         _announce(groups_with_members().get(pk=group.pk), event="Deleted", user=user, unsubscribe=group.layer_group)
         group.delete()
+
+
+def group_create_check(*, user: AbstractBaseUser) -> None:
+    """Refuse a `Create` that would be announced to everyone: by a muted or banned user
+    (`forbidden`), or beyond CHAT_GROUP_CREATES_PER_HOUR (`rate_limited`; moderators are exempt)."""
+    sender_check(user=user)
+    _rate_check(user=user, name="group create", per_hour=settings.CHAT_GROUP_CREATES_PER_HOUR, what="groups created")
+
+
+def group_move_check(*, user: AbstractBaseUser, joining: bool) -> None:
+    """Joins and leaves are announced to everyone: together they get CHAT_GROUP_MOVES_PER_HOUR.
+    A muted user may still leave, but not join."""
+    if joining:
+        sender_check(user=user)
+    _rate_check(user=user, name="group move", per_hour=settings.CHAT_GROUP_MOVES_PER_HOUR, what="joins and leaves")
+
+
+def _rate_check(*, user: AbstractBaseUser, name: str, per_hour: int, what: str) -> None:
+    if user.is_staff and user.has_perm(MODERATE_PERMISSION):
+        return
+    if not limit_take(name, user.pk, per_hour=per_hour):
+        raise ChatError("rate_limited", f"Too many {what}: at most {per_hour} an hour. Try again later.")

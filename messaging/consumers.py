@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import datetime
 from typing import Any, Awaitable, Callable
 
@@ -25,6 +24,7 @@ from accounts.selectors import session_check
 from accounts.sessions import session_group
 from chatsite.errors import ChatError
 from chatsite.fastwrite import Frame, direct_writer
+from chatsite.ratelimit import SharedBuckets, TokenBucket
 from groups import actions as group_actions
 from groups.selectors import group_get
 from messaging import actions, events, protocol, selectors
@@ -39,48 +39,7 @@ REPLAY_BACKLOG = 1 << 20
 _CLOSE_RANK = {protocol.CLOSE_RESYNC: 0, protocol.CLOSE_SESSION_ENDED: 1, protocol.CLOSE_POLICY: 2}
 
 
-class TokenBucket:
-    """Per-socket flood control: `rate` frames a second, bursts up to `burst`."""
-
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = float(burst), time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-class UserBuckets:
-    """One TokenBucket per user for all of their sockets in this process (kept while any is open)."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[int, list] = {}  # user id -> [bucket, open sockets]
-
-    def take(self, user_id: int) -> TokenBucket:
-        entry = self._buckets.get(user_id)
-        if entry is None:
-            bucket = TokenBucket(settings.CHAT_USER_RATE_PER_SECOND, settings.CHAT_USER_RATE_BURST)
-            entry = self._buckets[user_id] = [bucket, 0]
-        entry[1] += 1
-        return entry[0]
-
-    def release(self, user_id: int) -> None:
-        entry = self._buckets.get(user_id)
-        if entry is not None:
-            entry[1] -= 1
-            if entry[1] <= 0:
-                del self._buckets[user_id]
-
-
-_user_buckets = UserBuckets()
+_user_buckets = SharedBuckets()  # one frame budget per user, for all their sockets here
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -125,7 +84,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.direct = direct_writer(self.base_send)  # None unless under Daphne
         self.hub = await get_hub()
         self.socket_id = self.hub.new_socket_id()
-        self.user_bucket = _user_buckets.take(user.pk)  # released by _cleanup, as socket_id says
+        self.user_bucket = _user_buckets.take(
+            user.pk, settings.CHAT_USER_RATE_PER_SECOND, settings.CHAT_USER_RATE_BURST
+        )  # released by _cleanup, as socket_id says
         # In the user's and the session's own groups first, so no instruction (join, leave, ban,
         # logout) is missed while the rest is read from the database.
         await self.hub.open(self, [events.EVERYONE, events.user_group(user.pk), session_group(self.session_key)])

@@ -23,7 +23,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.actions import sender_check
+from accounts.actions import MODERATE_PERMISSION, sender_check
 from accounts.models import Mute
 from chatsite.errors import ChatError
 from groups.models import ChatGroup
@@ -120,8 +120,10 @@ def image_path(message_id: int) -> str:
 
 
 def image_for_viewer(*, user: AbstractBaseUser, message_id: int, thumbnail: bool) -> tuple[bytes, str] | None:
-    """The bytes and type of an image the user may see (a member of its conversation, or staff)."""
-    messages = Message.objects.all() if user.is_staff else readable_messages(user=user)
+    """The bytes and type of an image the user may see: one of its conversation, or a moderator.
+    Being staff is not enough: ids are sequential, so any staff could read every image."""
+    moderator = user.is_staff and user.has_perm(MODERATE_PERMISSION)
+    messages = Message.objects.all() if moderator else readable_messages(user=user)
     if not messages.filter(pk=message_id, is_image=True).exists():
         return None
     fields = ("thumbnail", "thumbnail_type") if thumbnail else ("data", "content_type")

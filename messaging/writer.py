@@ -37,9 +37,11 @@ class SendWriter:
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                outcomes = await run_action(_store, batch=[kwargs for kwargs, _ in batch])
+                outcomes = list(await run_action(_store, batch=[kwargs for kwargs, _ in batch]))
             except Exception as error:  # the database itself failed: every sender hears of it
                 outcomes = [error] * len(batch)
+            if len(outcomes) != len(batch):  # a bug: no sender may wait for ever
+                outcomes = [RuntimeError("the writer lost track of this message")] * len(batch)
             for (_, future), outcome in zip(batch, outcomes):
                 if future.done():  # its sender went away meanwhile
                     continue

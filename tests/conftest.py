@@ -56,6 +56,14 @@ def fast_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Per-user rate limits are keyed by user id, and ids are reused from one test to the next."""
+    from chatsite.ratelimit import limits_reset
+
+    limits_reset()
+
+
 def redis_layer() -> dict:
     return {"default": redis_channel_layer(REDIS_URL, prefix=f"test-{uuid.uuid4().hex[:8]}")}
 

@@ -163,9 +163,9 @@ async def test_the_writer_stores_concurrent_sends_together_and_one_refusal_loses
     batches: list[int] = []
     real_store = writer_module._store
 
-    async def counting_store(batch):
+    def counting_store(*, batch):
         batches.append(len(batch))
-        return await real_store(batch)
+        return real_store(batch=batch)
 
     monkeypatch.setattr(writer_module, "_store", counting_store)
     writer = writer_module.SendWriter()

@@ -7,6 +7,8 @@ import io
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from PIL import Image as Pil
 from PIL.PngImagePlugin import PngInfo
 
@@ -166,13 +168,28 @@ def test_the_two_people_of_the_chat_get_the_image_with_safe_headers(client, sent
     assert thumb.status_code == 200 and thumb["Content-Type"] == "image/webp"
 
 
-def test_outsiders_get_404_and_anonymous_401_but_staff_may_look(client, sent_image, carol):
+def test_outsiders_get_404_and_anonymous_401(client, sent_image, carol):
     assert client.get(f"/images/{sent_image.pk}/").status_code == 401
     client.force_login(carol)
     assert client.get(f"/images/{sent_image.pk}/").status_code == 404
     assert client.get(f"/images/{sent_image.pk}/thumb/").status_code == 404
-    client.force_login(make_user("mod", is_staff=True))
+
+
+def test_staff_without_the_moderation_permission_are_outsiders_too(client, sent_image):
+    stan = make_user("stan", is_staff=True)
+    stan.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
+    client.force_login(stan)
+    assert client.get(f"/images/{sent_image.pk}/").status_code == 404
+    assert client.get(f"/images/{sent_image.pk}/thumb/").status_code == 404
+
+
+def test_moderators_may_look(client, sent_image):
+    mod = make_user("mod", is_staff=True)
+    mod.groups.add(Group.objects.get(name="Moderators"))
+    client.force_login(mod)
     assert client.get(f"/images/{sent_image.pk}/").status_code == 200
+    client.force_login(get_user_model().objects.create_superuser("iago", "iago@example.com", "iago-pass-123"))
+    assert client.get(f"/images/{sent_image.pk}/thumb/").status_code == 200
 
 
 def test_a_text_message_has_no_image(client, alice, bob):
