@@ -179,7 +179,10 @@ def test_sign_ups_older_than_an_hour_no_longer_count(settings):
 def test_failed_sign_ups_do_not_use_up_the_limit(settings):
     settings.CHAT_REGISTRATIONS_PER_HOUR = 1
     for _ in range(3):
-        assert Client().post("/accounts/register/", {"username": "x", "password1": "a", "password2": "b"}).status_code == 400
+        assert (
+            Client().post("/accounts/register/", {"username": "x", "password1": "a", "password2": "b"}).status_code
+            == 400
+        )
     assert register(Client(), "finally").status_code == 302
 
 
