@@ -152,3 +152,28 @@ def test_the_switch_turns_both_off_without_a_warning(settings, monkeypatch, capl
     assert _newtls.ConnectionMixin.write is unpatched
     assert direct_writer(daphne_send(open_protocol())) is None
     assert fallback_warnings(caplog) == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_with_the_switch_off_a_real_daphne_still_delivers_through_asgi_send():
+    import asyncio
+    import json
+
+    from tests.conftest import live_database_url
+    from tests.live import Browserish, DaphneServer
+    from tests.test_live_daphne import next_of, open_socket
+
+    server = DaphneServer(await asyncio.to_thread(live_database_url), extra_env={"CHAT_FAST_WRITE": "false"})
+    await asyncio.to_thread(server.start)
+    try:
+        alice, bob = Browserish(server.url), Browserish(server.url)
+        await asyncio.to_thread(alice.register, "alice", "a-long-secret-1")
+        await asyncio.to_thread(bob.register, "bob", "b-long-secret-2")
+        async with await open_socket(server, alice) as a, await open_socket(server, bob) as b:
+            await a.send(json.dumps({"Type": "Connect", "Username": "alice"}))
+            await next_of(a, "State")
+            await a.send(json.dumps({"Type": "Send", "To": "bob", "Content": "slow path", "Chat": "Private"}))
+            assert (await next_of(b, "Message"))["Content"] == "slow path"
+    finally:
+        await asyncio.to_thread(server.stop)
+    assert "fast write paths off: CHAT_FAST_WRITE is off" in server.log.read_text()
