@@ -18,11 +18,20 @@ PRODUCTION = {
     "CSRF_TRUSTED_ORIGINS": "https://chat.example.com",
     "DJANGO_SECRET_KEY": "a-long-random-production-key-" + "k3y5" * 10,
 }
-DEV_KEYS = ("DJANGO_HTTPS", "DJANGO_BEHIND_PROXY", "DJANGO_DEBUG", "CHAT_HSTS_SECONDS", "CHAT_HSTS_PRELOAD")
+# Not inherited from the test run: the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE when collected.
+NOT_INHERITED = (
+    "DJANGO_HTTPS",
+    "DJANGO_BEHIND_PROXY",
+    "DJANGO_DEBUG",
+    "CHAT_HSTS_SECONDS",
+    "CHAT_HSTS_PRELOAD",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+    "DATABASE_URL",
+)
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in DEV_KEYS and k != "DATABASE_URL"}
+    base = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120
     )
