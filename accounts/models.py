@@ -46,3 +46,19 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.user_id} since {self.created:%Y-%m-%d %H:%M}"
+
+
+class Registration(models.Model):
+    """One account created, and from which address: what the hourly sign-up limit counts.
+
+    Rows older than an hour are deleted as new ones come in (accounts.views.register).
+    """
+
+    ip = models.CharField(max_length=45)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["ip", "created"])]
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M} {self.ip}"

@@ -19,17 +19,88 @@ once per event instead of once per socket.
    itself would write a plain frame at once (socket open, no compression, nothing queued);
    otherwise it says so and the caller goes through ASGI `send()` as before. Under any other
    server (the test communicator, uvicorn) there is no writer and every frame takes `send()`.
+
+Both reach past public APIs (pinned in requirements.txt). `enabled()` checks once that what they
+use is there; if not, or with CHAT_FAST_WRITE=false, both stay off (one warning says why) and
+every frame takes plain ASGI `send()`: slower, never wrong.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import logging
 import struct
 from typing import Any
 
-from twisted.internet import _newtls
+from django.conf import settings
 
-_original_write = _newtls.ConnectionMixin.write
+logger = logging.getLogger(__name__)
+
+# What the fast paths reach into, beyond any public API (requirements.txt pins these packages
+# to the ranges tested). Checked once, at start-up: if any is missing, both paths stay off and
+# every frame goes through ASGI send(), with one warning.
+NEEDED = {
+    "twisted.internet._newtls.ConnectionMixin": ("write",),
+    "twisted.internet.tcp.Connection": (
+        "writeSomeData",
+        "dataBuffer",
+        "offset",
+        "_writeDisconnected",
+        "connected",
+        "disconnecting",
+    ),
+    "daphne.server.Server": ("handle_reply",),
+    "daphne.ws_protocol.WebSocketProtocol": ("STATE_OPEN", "SEND_STATE_GROUND", "transport"),
+}
+# Set on each instance rather than the class: checked on the first connection (autobahn's
+# protocol) and on a bare Twisted descriptor (its write buffer).
+NEEDED_ON_PROTOCOL = ("state", "send_state", "send_queue", "_perMessageCompress")
+NEEDED_ON_DESCRIPTOR = ("_tempDataLen",)
+
+_off_because: str | None = None  # None: not checked yet; "": on; else why it is off
+_original_write: Any = None
+
+
+def _missing() -> list[str]:
+    missing = []
+    for path, names in NEEDED.items():
+        module_name, class_name = path.rsplit(".", 1)
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            missing.append(path)
+            continue
+        missing += [f"{path}.{name}" for name in names if not hasattr(cls, name)]
+    try:
+        from twisted.internet.abstract import FileDescriptor
+
+        descriptor = FileDescriptor(reactor=True)  # any true value: no global reactor is touched
+        missing += [f"FileDescriptor().{name}" for name in NEEDED_ON_DESCRIPTOR if not hasattr(descriptor, name)]
+    except Exception as error:  # a changed constructor is one more missing piece
+        missing.append(f"FileDescriptor() ({error!r})")
+    return missing
+
+
+def _turn_off(reason: str) -> None:
+    global _off_because
+    if not _off_because:
+        logger.warning("Daphne fast write paths off, every frame goes through ASGI send(): %s", reason)
+    _off_because = reason
+
+
+def enabled() -> bool:
+    """Whether the fast paths may run: CHAT_FAST_WRITE is on and all they need is there."""
+    global _off_because
+    if _off_because is None:
+        if not settings.CHAT_FAST_WRITE:
+            _off_because = "CHAT_FAST_WRITE is off"
+            logger.info("Daphne fast write paths off: CHAT_FAST_WRITE is off")
+        elif missing := _missing():
+            _turn_off("missing " + ", ".join(missing))
+        else:
+            _off_because = ""
+    return not _off_because
 
 
 def _write(self, data: bytes) -> None:
@@ -52,7 +123,14 @@ def _write(self, data: bytes) -> None:
 
 
 def install() -> None:
+    """Make Twisted write to idle sockets at once (1. above), unless the fast paths are off."""
+    global _original_write
+    if not enabled():
+        return
+    from twisted.internet import _newtls
+
     if _newtls.ConnectionMixin.write is not _write:
+        _original_write = _newtls.ConnectionMixin.write
         _newtls.ConnectionMixin.write = _write
 
 
@@ -121,6 +199,8 @@ class DirectWriter:
 def direct_writer(send: Any) -> DirectWriter | None:
     """A writer for the Daphne WebSocket connection behind an ASGI `send`, if that is what it
     is: the plain `send` Daphne hands an application (no middleware here wraps it)."""
+    if not enabled():
+        return None
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
 
@@ -131,5 +211,10 @@ def direct_writer(send: Any) -> DirectWriter | None:
         and len(send.args) == 1
         and isinstance(send.args[0], WebSocketProtocol)
     ):
-        return DirectWriter(send.args[0])
+        protocol = send.args[0]
+        missing = [name for name in NEEDED_ON_PROTOCOL if not hasattr(protocol, name)]
+        if missing:
+            _turn_off("missing WebSocketProtocol()." + ", ".join(missing))
+            return None
+        return DirectWriter(protocol)
     return None

@@ -2,6 +2,7 @@
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -47,6 +48,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
+    "csp",
     "accounts",
     "groups",
     "messaging",
@@ -54,6 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -61,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -193,9 +199,71 @@ CHAT_IMAGE_MAX_BYTES = envint("CHAT_IMAGE_MAX_BYTES", 5_000_000)
 # header alone. Pillow's own bomb check uses the same limit.
 CHAT_IMAGE_MAX_PIXELS = envint("CHAT_IMAGE_MAX_PIXELS", 40_000_000)
 
+# ---- Security and limits (README: "Security and limits", "Deploying behind HTTPS") ----------
+
+# Login lockout (django-axes) on every login form, the admin's included: CHAT_LOGIN_FAILURES wrong
+# passwords for one username from one address lock that pair out for CHAT_LOGIN_LOCKOUT_MINUTES,
+# the right password included. By the pair, not the username alone, so that a stranger cannot
+# lock a user out of their own account. The address is REMOTE_ADDR (accounts.login.client_ip):
+# behind a proxy, run Daphne with --proxy-headers, and the proxy must overwrite X-Forwarded-For.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: it refuses a locked-out pair before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("CHAT_LOGIN_FAILURES", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("CHAT_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "accounts.login.client_ip"
+AXES_USERNAME_CALLABLE = "accounts.login.lockout_username"
+# A lockout lasts its minutes from the failure that caused it: tries while locked do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept (admin: Axes); a row per successful login is not
+
+# New accounts from one address in any hour (accounts.views.register); 429 beyond.
+CHAT_REGISTRATIONS_PER_HOUR = envint("CHAT_REGISTRATIONS_PER_HOUR", 20)
+
+# Content-Security-Policy on every page (django-csp): scripts, styles and sockets of this site
+# only, nothing inline (page data comes as json_script blocks, which are not run). 'self' in
+# connect-src covers the site's own ws:// and wss:// in current browsers. Images may also be
+# data:/blob: URLs: the preview of an image about to be sent.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# HTTPS. Off by default, so that the development server works over plain http://127.0.0.1:8000.
+# DJANGO_HTTPS=true: the site is served over HTTPS only (secure cookies, redirect, HSTS).
+# DJANGO_BEHIND_PROXY=true: a TLS proxy in front sets X-Forwarded-Proto, and Django (and the
+# WebSocket origin check in chatsite.asgi) believe it; the proxy must overwrite that header.
+HTTPS = envbool("DJANGO_HTTPS", False)
+if envbool("DJANGO_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = envint("CHAT_HSTS_SECONDS", 31_536_000) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS and envbool("CHAT_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = HTTPS and envbool("CHAT_HSTS_PRELOAD", True)
+
+# The Daphne fast write paths (chatsite/fastwrite.py); false sends every frame through ASGI send().
+CHAT_FAST_WRITE = envbool("CHAT_FAST_WRITE", True)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # django-axes logs every login at INFO; lockouts are warnings.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -1,0 +1,61 @@
+"""In headless Chromium under the Content-Security-Policy: the chat connects and the admin's
+JavaScript runs, and the browser reports no violation anywhere."""
+
+import os
+
+import pytest
+from playwright.sync_api import Page, expect
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # only the DB flush after each test
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PASSWORD = "a-long-secret-1"
+
+
+def watched(browser, problems: list[str]) -> Page:
+    page = browser.new_context().new_page()
+    # A CSP violation is a console error; a missing resource (the admin has no favicon) is not one.
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None,
+    )
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return page
+
+
+def register(page: Page, url: str, name: str) -> Page:
+    page.goto(url + "/accounts/register/")
+    page.fill("#id_username", name)
+    page.fill("#id_password1", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(url + "/")
+    return page
+
+
+def test_chat_and_admin_work_under_the_policy_without_violations(browser, daphne_server):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
+
+    problems: list[str] = []
+    alice, bob = (register(watched(browser, problems), daphne_server.url, name) for name in ("alice", "bob"))
+    alice.locator('li[data-name="bob"] button').click()
+    alice.fill("#input", "hello under CSP")
+    alice.press("#input", "Enter")
+    bob.locator('li[data-name="alice"] button').click()
+    expect(bob.locator("#messages .msg .text")).to_have_text(["hello under CSP"])  # over the WebSocket
+
+    password = make_password(PASSWORD, hasher=Argon2PasswordHasher())  # one the server knows
+    get_user_model().objects.create(username="iago", is_staff=True, is_superuser=True, password=password)
+    iago = watched(browser, problems)
+    iago.goto(daphne_server.url + "/admin/login/")
+    iago.fill("#id_username", "iago")
+    iago.fill("#id_password", PASSWORD)
+    iago.click("input[type=submit]")
+    iago.goto(daphne_server.url + "/admin/auth/user/")
+    iago.check("#action-toggle")  # the admin's actions.js counts the selection
+    expect(iago.locator(".action-counter")).to_contain_text("3 of 3 selected")
+    iago.goto(daphne_server.url + "/admin/auth/user/add/")
+    expect(iago.locator("#id_username")).to_be_visible()
+    assert problems == []
