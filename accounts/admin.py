@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts import actions
+from accounts.forms import AdminAddUserForm, AdminChangeUserForm
 from accounts.models import AuditEntry
 from chatsite.admin_actions import (
     ModerationMixin,
@@ -28,6 +29,7 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class UserAdmin(ModerationMixin, DjangoUserAdmin):
+    add_form, form = AdminAddUserForm, AdminChangeUserForm
     list_display = ("username", "is_active", "muted_until", "is_staff", "last_login", "date_joined")
     list_select_related = ("mute",)
     actions = [
