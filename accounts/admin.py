@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 
 from accounts import actions
+from accounts.forms import AdminAddUserForm, AdminChangeUserForm
 from accounts.models import AuditEntry
 from chatsite.admin_actions import (
     ModerationMixin,
@@ -44,6 +45,7 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class UserAdmin(ModerationMixin, DjangoUserAdmin):
+    add_form, form = AdminAddUserForm, AdminChangeUserForm
     list_display = ("username", "is_active", "muted_until", "is_staff", "last_login", "date_joined")
     list_select_related = ("mute",)
     readonly_fields = ("last_login", "date_joined")  # records, not settings

@@ -1,5 +1,6 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.conf import settings
+from django.db.models.signals import post_migrate, post_save
 
 MODERATOR_PERMISSIONS = [
     ("accounts", "auditentry", "moderate"),
@@ -36,5 +37,8 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
+        from accounts.validators import username_key_store
+
         post_migrate.connect(ensure_moderators_group, dispatch_uid="accounts.moderators")
+        post_save.connect(username_key_store, sender=settings.AUTH_USER_MODEL, dispatch_uid="accounts.username_key")
         from accounts import sessions  # noqa: F401  (connects the receivers that end sessions)

@@ -49,7 +49,9 @@ from accounts.legacy_reader import (
     read_messages,
     read_users,
 )
+from accounts.validators import username_keys_store
 from chatsite.errors import ChatError
+from chatsite.names import name_key
 from groups.models import ChatGroup
 from groups.names import clean_group_name
 from messaging.actions import image_store
@@ -189,6 +191,7 @@ def _import_users(candidates: dict, hashes: dict[str, str], report: ImportReport
             report.users_taken.append(name)
     created = get_user_model().objects.bulk_create([user for _, user in new], batch_size=BATCH)
     mark.user_set.add(*created)
+    username_keys_store(created)
     for (legacy, _), user in zip(new, created):
         people.update(dict.fromkeys((legacy.id, legacy.username, user.username), user))
         report.users_created.append(user.username)
@@ -208,14 +211,14 @@ def _import_groups(groups: list[LegacyGroup], people: dict, report: ImportReport
         if owner is None:
             report.groups_rejected.append((name, "its owner was not imported"))
             continue
-        group = ChatGroup.objects.filter(name=name).first()
+        group = ChatGroup.objects.filter(name_key=name_key(name)).first()  # or a look-alike
         if group is None:
             group = ChatGroup.objects.create(name=name, owner=owner)
             members = [people[ref] for ref in legacy.members if ref in people]
             report.members_dropped += len(legacy.members) - len(members)
             group.members.add(owner, *members)
             report.groups_created.append(name)
-        elif group.owner_id == owner.pk:
+        elif group.name == name and group.owner_id == owner.pk:
             report.groups_already_imported.append(name)
         else:
             report.groups_taken.append(name)

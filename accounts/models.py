@@ -62,3 +62,17 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M} {self.ip}"
+
+
+class UsernameKey(models.Model):
+    """chatsite.names.name_key of a username, kept by a post_save signal (accounts.validators).
+
+    auth.User cannot get a column, so the key lives here; its unique index lets sign-up refuse
+    a look-alike of an existing name without reading every user.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="username_key")
+    key = models.CharField(max_length=255, unique=True)
+
+    def __str__(self) -> str:
+        return self.key

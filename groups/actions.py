@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from accounts.actions import MODERATE_PERMISSION, audit_record, sender_check
 from chatsite.errors import ChatError
 from chatsite.ratelimit import limit_take
+from chatsite.names import name_key
 from groups.models import ChatGroup
 from groups.names import clean_group_name
 from groups.selectors import group_summary, groups_with_members
@@ -40,6 +41,7 @@ def group_create(*, owner: AbstractBaseUser, name: str, member_usernames: list[s
     """Create a group owned by `owner`, with `owner` and every listed (existing) user as members."""
     group_create_check(user=owner)
     name = clean_group_name(name)
+    _refuse_look_alike(name)
     usernames = set(member_usernames) - {owner.username}
     members = list(get_user_model().objects.filter(username__in=usernames, is_active=True))
     missing = usernames - {member.username for member in members}
@@ -51,9 +53,20 @@ def group_create(*, owner: AbstractBaseUser, name: str, member_usernames: list[s
             group.members.add(owner, *members)
             events.publish([events.user_group(m.pk) for m in (owner, *members)], subscribe=group.layer_group)
             _announce(group, event="Created", user=owner)
-    except IntegrityError:
+    except IntegrityError:  # created by someone else since the check
+        _refuse_look_alike(name)
         raise ChatError("conflict", f"A group named '{name}' already exists.") from None
     return group
+
+
+def _refuse_look_alike(name: str) -> None:
+    """`conflict` if a group has this name, or one that looks the same (chatsite.names)."""
+    twin = ChatGroup.objects.filter(name_key=name_key(name)).only("name").first()
+    if twin is None:
+        return
+    if twin.name == name:
+        raise ChatError("conflict", f"A group named '{name}' already exists.")
+    raise ChatError("conflict", f"'{name}' looks too much like the existing group '{twin.name}'; pick another name.")
 
 
 def group_join(*, user: AbstractBaseUser, group: ChatGroup) -> bool:

@@ -1,11 +1,17 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from chatsite.names import name_key
 
 
 class ChatGroup(models.Model):
     """A named group chat. Names are any Unicode; the channel layer only ever sees the id."""
 
     name = models.CharField(max_length=64, unique=True)
+    # chatsite.names.name_key(name), set on save: look-alike names share it, so the second is
+    # refused. Null only for a group that already collided when the column was added.
+    name_key = models.CharField(max_length=255, unique=True, null=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_groups")
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="chat_groups", blank=True)
     created = models.DateTimeField(auto_now_add=True)
@@ -16,6 +22,20 @@ class ChatGroup(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """A rename in the admin gets a form error, not a database error, on a look-alike."""
+        twin = ChatGroup.objects.filter(name_key=name_key(self.name)).exclude(pk=self.pk).first()
+        if twin is not None:
+            raise ValidationError({"name": f"This name is too like the existing group '{twin.name}'."})
+
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "name" in update_fields:
+            self.name_key = name_key(self.name)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "name_key"}
+        super().save(*args, **kwargs)
 
     @property
     def layer_group(self) -> str:

@@ -17,6 +17,7 @@ from django.db.models import Max
 from accounts.actions import audit_record, moderator_require
 from accounts.sessions import session_group, session_register
 from chatsite.errors import ChatError
+from chatsite.names import has_visible
 from groups.models import ChatGroup, layer_group_for
 from messaging import events
 from messaging.images import ProcessedImage, decode_data_url, process_image
@@ -31,7 +32,7 @@ from messaging.selectors import (
 
 
 def _validate_text(content: str) -> str:
-    if not content.strip():
+    if not has_visible(content):  # white space and invisible characters (U+200B, ...) only
         raise ChatError("bad_request", "A message cannot be empty.")
     if len(content) > settings.CHAT_MAX_TEXT_LENGTH:
         raise ChatError("too_large", f"A message has at most {settings.CHAT_MAX_TEXT_LENGTH} characters.")

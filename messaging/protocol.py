@@ -22,6 +22,13 @@ CHATS = (PRIVATE, GROUP)
 MAX_FRAME_CHARS = 12 * 1024 * 1024  # an image data URL fits; anything bigger is refused unparsed
 MAX_CLIENT_ID = 64
 MAX_USERNAME = 150
+MAX_REASON = 500
+MAX_DEPTH = 32  # frames are flat objects; the limit only keeps the decoder's recursion bounded
+MAX_ID = 2**63 - 1  # the database's integer
+# Control characters (Cc): PostgreSQL refuses NUL where SQLite stores it, so all of them are
+# refused everywhere, except the tab and newline of message text (`\r` is made a newline).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 # WebSocket close codes (autobahn, under Daphne, sends only 1000 and 3000-4999).
 CLOSE_SESSION_ENDED = 4001  # logged out, password changed, session expired, account deleted
@@ -94,6 +101,8 @@ def _str(frame: dict, key: str, *, max_len: int = MAX_USERNAME) -> str:
         raise _bad(f"'{key}' must be a non-empty string.")
     if len(value) > max_len:
         raise _bad(f"'{key}' is too long.")
+    if CONTROL.search(value):
+        raise _bad(f"'{key}' cannot contain control characters.")
     return value
 
 
@@ -101,7 +110,7 @@ def _opt_int(frame: dict, key: str) -> int | None:
     value = frame.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
         raise _bad(f"'{key}' must be a non-negative integer.")
     return value
 
@@ -121,6 +130,20 @@ def _parse_connect(frame: dict) -> Connect:
     return Connect(since=_opt_int(frame, "Since"))
 
 
+def _content(content: str, *, is_image: bool) -> str:
+    """Message text with `\r\n` and lone `\r` made `\n` (as a browser's textarea sends it),
+    and no other control character than tab and newline; an image's data URL has none."""
+    if is_image:
+        if not (content.isascii() and content.isprintable()):  # twice as fast as CONTROL here
+            raise _bad("An image's 'Content' must be a data URL of printable ASCII.")
+        return content
+    if "\r" in content:
+        content = content.replace("\r\n", "\n").replace("\r", "\n")
+    if TEXT_CONTROL.search(content):
+        raise _bad("'Content' cannot contain control characters other than newline and tab.")
+    return content
+
+
 def _parse_send(frame: dict) -> Send:
     chat = _chat(frame)
     content = frame.get("Content")
@@ -129,6 +152,7 @@ def _parse_send(frame: dict) -> Send:
     is_image = frame.get("is_image", 0)
     if type(is_image) not in (int, bool) or is_image not in (0, 1):
         raise _bad("'is_image' must be 0 or 1.")
+    content = _content(content, is_image=bool(is_image))
     client_id = frame.get("ClientId")
     if client_id is not None:
         client_id = _str(frame, "ClientId", max_len=MAX_CLIENT_ID)
@@ -146,6 +170,8 @@ def _parse_create(frame: dict) -> Create:
         raise _bad("'List' must be a list of usernames.")
     if len(members) > 1000:
         raise _bad("'List' has too many members.")
+    if any(CONTROL.search(m) for m in members):
+        raise _bad("'List' entries cannot contain control characters.")
     return Create(name=clean_group_name(frame.get("Name")), members=tuple(dict.fromkeys(members)))
 
 
@@ -170,8 +196,10 @@ def _parse_report(frame: dict) -> Report:
     if message_id is None:
         raise _bad("'Id' must be a non-negative integer.")
     reason = frame.get("Reason", "")
-    if not isinstance(reason, str) or len(reason) > 500:
-        raise _bad("'Reason' must be a string of at most 500 characters.")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        raise _bad(f"'Reason' must be a string of at most {MAX_REASON} characters.")
+    if CONTROL.search(reason):
+        raise _bad("'Reason' cannot contain control characters.")
     return Report(id=message_id, reason=reason.strip())
 
 
@@ -188,6 +216,27 @@ PARSERS: dict[str, Callable[[dict], Command]] = {
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _nesting_problem(text: str) -> str | None:
+    """Why `text` must not reach the decoder, if it nests deeper than MAX_DEPTH.
+
+    json.loads recurses once per level: "[" * 100000 raised RecursionError. Called only
+    when the text has more than MAX_DEPTH brackets at all, so the common frame pays two
+    str.count calls. String contents are dropped first (brackets in a message are text);
+    then each pass of str.replace peels one innermost level, all in C.
+    """
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return None
+        peeled = brackets.replace("[]", "").replace("{}", "")
+        if peeled == brackets:
+            return "The frame is not valid JSON."  # unbalanced or crossed brackets
+        brackets = peeled
+    return f"The frame nests deeper than {MAX_DEPTH} levels." if brackets else None
 
 
 def _is_unicode(value: Any) -> bool:
@@ -209,9 +258,13 @@ def parse(text: str | None, *, username: str) -> Command:
         raise _bad("Frames must be JSON text, not binary.")
     if len(text) > MAX_FRAME_CHARS:
         raise ChatError("too_large", "The frame is too large.")
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        problem = _nesting_problem(text)
+        if problem:
+            raise _bad(problem)
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a nesting the check above missed
         raise _bad("The frame is not valid JSON.") from None
     if not isinstance(frame, dict):
         raise _bad("A frame must be a JSON object.")
