@@ -12,8 +12,8 @@ from django.db import IntegrityError, transaction
 
 from accounts.actions import MODERATE_PERMISSION, audit_record, sender_check
 from chatsite.errors import ChatError
-from chatsite.ratelimit import limit_take
 from chatsite.names import name_key
+from chatsite.ratelimit import limit_take
 from groups.models import ChatGroup
 from groups.names import clean_group_name
 from groups.selectors import group_summary, groups_with_members
