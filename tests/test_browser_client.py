@@ -3,12 +3,13 @@ cost of one incoming message with a long history on screen."""
 
 import json
 import os
+import re
 from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import conv, say, texts
+from tests.browser import badge, conv, retry_now, say, texts
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM from a test that drives a browser
 
@@ -124,3 +125,81 @@ def test_read_is_sent_only_when_someone_elses_message_is_read(person):
         say(bob, "four")
     four = int(alice.locator("#messages .msg").last.get_attribute("data-id"))
     assert reads == [four]  # none for alice's own three messages
+
+
+def test_what_is_done_offline_waits_for_the_connection(person, daphne_server):
+    alice = person("alice")
+    bob = person("bob")
+    conv(bob, "alice").click()
+    say(bob, "are you there?")
+    expect(badge(alice, "bob")).to_have_text("1")
+    alice.reload()  # now bob's message is only on the server: opening the chat must ask for it
+    expect(badge(alice, "bob")).to_have_text("1")
+
+    daphne_server.stop()
+    expect(alice.locator("#banner button")).to_be_visible()
+    # "Retry now" twice, the second while the first retry is still connecting: one new socket.
+    opened = alice.evaluate(
+        """() => {
+            const before = window.__sockets.length;
+            const retry = document.querySelector("#banner button");
+            retry.click();
+            retry.click();
+            return window.__sockets.length - before;
+        }"""
+    )
+    assert opened == 1
+
+    conv(alice, "bob").click()  # its Join cannot go out now
+    alice.click("#new-group")
+    alice.fill("#group-name", "Later")
+    alice.click("#group-create")
+    expect(alice.locator("#group-error")).to_contain_text("offline")
+    expect(alice.locator("#group-dialog")).to_be_visible()  # not closed as if the group were made
+    alice.click("#group-cancel")
+
+    daphne_server.start()
+    retry_now(alice)
+    expect(alice.locator("#banner")).to_be_hidden(timeout=15_000)
+    expect(texts(alice)).to_have_text(["are you there?"])  # the Join went out on reconnect
+    expect(badge(alice, "bob")).to_have_count(0)
+    assert alice.evaluate("window.__sockets.filter((ws) => ws.readyState <= WebSocket.OPEN).length") == 1
+
+
+def through_a_route(page):
+    """Load `page` again with its socket routed to the real server. Returns the list of the routes
+    of the sockets it opens (one so far); a route's close(code=...) closes the page's socket as
+    the server would (the server's own 4001 is being built elsewhere; 4003 is a moderator's ban)."""
+    routes = []
+
+    def route(ws):
+        routes.append(ws)
+        ws.connect_to_server()
+
+    page.route_web_socket(re.compile(r"/ws/chat/$"), route)
+    page.reload()
+    page.wait_for_function("window.__sockets.at(-1)?.readyState === WebSocket.OPEN")
+    assert len(routes) == 1
+    return routes
+
+
+def test_a_socket_closed_because_the_session_ended_takes_the_page_to_log_in(person, daphne_server):
+    from django.contrib.sessions.models import Session
+
+    alice = person("alice")
+    sockets = through_a_route(alice)
+    Session.objects.all().delete()  # as logging out elsewhere, or the session expiring, does
+    with alice.expect_navigation(timeout=10_000):
+        sockets[0].close(code=4001, reason="session ended")
+    expect(alice).to_have_url(daphne_server.url + "/accounts/login/?next=/")
+    assert len(sockets) == 1  # straight there, without trying to reconnect first
+
+
+def test_a_socket_closed_for_good_reloads_a_live_session_instead_of_reconnecting(person, daphne_server):
+    bob = person("bob")
+    sockets = through_a_route(bob)
+    with bob.expect_navigation(timeout=10_000):
+        sockets[0].close(code=4003, reason="banned")  # the session is still valid here: the chat reloads
+    expect(bob).to_have_url(daphne_server.url + "/")
+    expect(bob.locator("#my-name")).to_have_text("bob")
+    expect(bob.locator("#banner")).to_be_hidden()

@@ -10,9 +10,8 @@ import * as view from "./ui/conversation.js";
 import * as rows from "./ui/messages.js";
 import { setupComposer } from "./ui/composer.js";
 import { showConnection } from "./ui/banner.js";
-import { setupGroupDialog } from "./ui/dialog.js";
+import { setupControls } from "./ui/controls.js";
 import * as notify from "./ui/notify.js";
-import { avatar } from "./ui/format.js";
 
 const $ = (id) => document.getElementById(id);
 const config = JSON.parse($("chat-config").textContent);
@@ -190,40 +189,6 @@ function loadOlder() {
   rows.renderEnds(conv);
 }
 
-function setupControls() {
-  $("my-avatar").replaceWith(avatar(store.me, "me"));
-  $("search").addEventListener("input", () => app.refreshSidebar());
-  $("back").addEventListener("click", () => app.closeConversation());
-  $("messages").addEventListener("scroll", () => {
-    loadOlder();
-    if (view.isAtBottom()) { $("jump").hidden = true; app.markRead(); }
-  });
-  $("messages").addEventListener("click", (event) => {
-    const id = Number(event.target.closest("[data-report]")?.dataset.report);
-    if (!id) return;
-    const reason = window.prompt("Why are you reporting this message? (optional)");
-    if (reason !== null) socket.send(P.report(id, reason.slice(0, 500)));
-  });
-  $("jump").addEventListener("click", () => { view.scrollToBottom(); app.markRead(); });
-  $("delete-group").addEventListener("click", () => {
-    const conv = store.activeConv;
-    if (conv && window.confirm(`Delete the group “${conv.name}” and all its messages, for everyone?`)) {
-      socket.send(P.remove(conv.name));
-    }
-  });
-  $("leave-group").addEventListener("click", () => {
-    const conv = store.activeConv;
-    if (conv && window.confirm(`Leave the group “${conv.name}”?`)) socket.send(P.leave(conv.name));
-  });
-  $("lightbox").addEventListener("click", () => $("lightbox").close());
-  notify.setupMute($("mute"));
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") { notify.stopFlash(); app.markRead(); }
-  });
-  window.addEventListener("focus", () => notify.stopFlash());
-  setupGroupDialog(store, { onCreate: (name, members) => socket.send(P.create(name, members)) });
-}
-
 function start() {
   store.restoreOutbox();
   setupComposer({
@@ -232,7 +197,7 @@ function start() {
     onText: (text) => app.sendText(text),
     onImage: (dataUrl) => app.sendImage(dataUrl),
   });
-  setupControls();
+  setupControls(app, { send: (frame) => socket.send(frame), loadOlder });
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   let first = true;
   socket = new ChatSocket(`${scheme}://${window.location.host}${config.Socket}`, {
