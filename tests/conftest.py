@@ -236,3 +236,24 @@ BROWSER_ARGS = [
 def browser_type_launch_args(browser_type_launch_args):
     """Debian's Chromium: Playwright cannot download its own browser here."""
     return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": BROWSER_ARGS}
+
+
+@pytest.fixture
+def person(browser, daphne_server):
+    """person(name) -> a page of a new browser, registered and on the chat page (test hooks on)."""
+    from tests.browser import DESKTOP, TEST_HOOKS, register
+
+    pages = []
+
+    def _person(name: str, viewport=DESKTOP):
+        context = browser.new_context(viewport=viewport)
+        context.add_init_script(TEST_HOOKS)
+        page = context.new_page()
+        page.on("pageerror", lambda error: pytest.fail(f"{name}: JavaScript error: {error}"))
+        register(page, daphne_server.url, name)
+        pages.append(page)
+        return page
+
+    yield _person
+    for page in pages:
+        page.context.close()

@@ -6,67 +6,15 @@ running in the main thread, which Django's async-safety check would otherwise tr
 
 import os
 import re
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
+
+from tests.browser import DESKTOP, PASSWORD, PHONE, badge, conv, retry_now, say, shot, texts
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # only the DB flush after each test
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "a-long-secret-1"
-SHOTS = Path(os.environ.get("SCREENSHOTS_DIR", Path(__file__).parent.parent / "test-results" / "screenshots"))
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 780}
-
-
-@pytest.fixture
-def person(browser, daphne_server):
-    """person(name) -> a page of a new browser, registered and on the chat page."""
-    pages = []
-
-    def _person(name: str, viewport=DESKTOP) -> Page:
-        context = browser.new_context(viewport=viewport)
-        page = context.new_page()
-        page.on("pageerror", lambda error: pytest.fail(f"{name}: JavaScript error: {error}"))
-        page.goto(daphne_server.url + "/accounts/register/")
-        page.fill("#id_username", name)
-        page.fill("#id_password1", PASSWORD)
-        page.fill("#id_password2", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(daphne_server.url + "/")
-        expect(page.locator("#my-name")).to_have_text(name)
-        pages.append(page)
-        return page
-
-    yield _person
-    for page in pages:
-        page.context.close()
-
-
-def shot(page: Page, name: str, *, settled: bool = True) -> None:
-    """A screenshot for the README; `settled`: once every message sent has its server echo."""
-    if settled:
-        expect(page.locator("#messages .msg.pending")).to_have_count(0)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
-
-
-def conv(page: Page, name: str):
-    return page.locator(f'li[data-name="{name}"] button')
-
-
-def badge(page: Page, name: str):
-    return page.locator(f'li[data-name="{name}"] .badge')
-
-
-def say(page: Page, text: str) -> None:
-    page.fill("#input", text)
-    page.press("#input", "Enter")
-
-
-def texts(page: Page):
-    return page.locator("#messages .msg .text")
 
 
 def test_register_page_shows_clear_errors(page, daphne_server):
@@ -193,11 +141,6 @@ def test_reconnect_after_restart_loses_and_duplicates_nothing(person, daphne_ser
     expect(alice.locator("#banner")).to_be_hidden(timeout=15_000)
     expect(texts(alice).filter(has_text="sent during the outage")).to_have_count(1)
     expect(texts(bob).filter(has_text="sent during the outage")).to_have_count(1)
-
-
-def retry_now(page: Page) -> None:
-    """Press "Retry now" if the banner still offers it (the page may have reconnected by itself)."""
-    page.evaluate("document.querySelector('#banner:not([hidden]) button')?.click()")
 
 
 def test_scrolling_up_loads_older_messages_with_day_separators(person):

@@ -1,5 +1,6 @@
-// The one switch over server frame types. Each handler updates the store, then the UI.
-import { GROUP, PRIVATE } from "./protocol.js";
+// The one switch over server frame types. Each handler changes the store through its methods,
+// then tells the controller (`app`) what changed, so that only that is drawn again.
+import { GROUP } from "./protocol.js";
 import { convKey } from "./store.js";
 import { toast } from "./ui/toast.js";
 
@@ -9,29 +10,15 @@ export function makeDispatch(app) {
   const handlers = {
     State(frame) {
       store.applyState(frame);
-      // Unread counts already include everything up to LastId; a first connection starts there.
-      store.countedUpTo = frame.LastId ?? 0;
-      if (!store.maxId) store.maxId = store.countedUpTo;
-      if (store.active && !store.convs.has(store.active)) store.active = null;
       app.refresh();
     },
 
     Message(frame) {
-      const { conv, isNew } = store.addMessage(frame);
-      if (!isNew) { app.refreshConversation(conv); return; }
-      const fromOther = frame.From !== store.me && frame.Id > (store.countedUpTo ?? 0);
-      const seen = store.active === conv.key && document.visibilityState === "visible";
-      if (fromOther && !(seen && app.isAtBottom())) {
-        conv.unread += 1;
-        app.attention(frame, conv);
-      }
-      app.refreshConversation(conv, { newMessage: frame });
-      app.refreshSidebar();
+      app.messageAdded(store.addMessage(frame), frame);
     },
 
     History(frame) {
-      const conv = store.addHistory(frame);
-      app.refreshConversation(conv, { history: true });
+      app.historyAdded(store.addHistory(frame));
     },
 
     Presence(frame) {
@@ -57,12 +44,11 @@ export function makeDispatch(app) {
     Read(frame) {
       const conv = store.conv(frame.Chat, frame.To);
       store.setRead(conv, frame.Id);
-      app.refreshSidebar();
+      app.refreshUnread(conv);
     },
 
     Removed(frame) {
-      for (const conv of store.removeMessages(frame.Ids)) app.refreshConversation(conv);
-      app.refreshSidebar();
+      app.messagesRemoved(store.removeMessages(frame.Ids));
     },
 
     Reported() {
@@ -75,8 +61,8 @@ export function makeDispatch(app) {
         return;
       }
       if (frame.ClientId) {
-        const conv = store.failPending(frame.ClientId, frame.Detail);
-        if (conv) app.refreshConversation(conv);
+        const failed = store.failPending(frame.ClientId, frame.Detail);
+        if (failed) app.messageFailed(failed);
       }
       if (frame.Ref === "Join" && frame.Code === "not_found") app.closeConversation();
       toast(frame.Detail || `The server refused that (${frame.Code}).`);
@@ -88,5 +74,3 @@ export function makeDispatch(app) {
     if (handler) handler(frame);
   };
 }
-
-export { PRIVATE, GROUP };

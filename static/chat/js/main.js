@@ -1,33 +1,34 @@
-// Wires the store, the socket and the UI together; the controller of the chat page.
+// The controller of the chat page: wires the store, the socket and the UI together. Server frames
+// come in through dispatch.js, which changes the store and calls the methods here that draw what
+// changed (one message row, one sidebar item), never the whole page.
 import * as P from "./protocol.js";
 import { ChatSocket } from "./socket.js";
-import { Store, convKey } from "./store.js";
+import { Store } from "./store.js";
 import { makeDispatch } from "./dispatch.js";
-import { renderSidebar } from "./ui/sidebar.js";
+import { renderSidebar, renderUnread } from "./ui/sidebar.js";
 import * as view from "./ui/conversation.js";
-import { setupEmojiPicker } from "./ui/emoji.js";
-import { setupGroupDialog } from "./ui/dialog.js";
-import { setupAttachments } from "./ui/attach.js";
+import * as rows from "./ui/messages.js";
+import { setupComposer } from "./ui/composer.js";
+import { showConnection } from "./ui/banner.js";
+import { setupControls } from "./ui/controls.js";
 import * as notify from "./ui/notify.js";
-import { toast } from "./ui/toast.js";
-import { avatar } from "./ui/format.js";
 
 const $ = (id) => document.getElementById(id);
 const config = JSON.parse($("chat-config").textContent);
 const store = new Store(config.User);
-const MAX_TEXT = config.TextMaxLength;
+const testHooks = window.chatTestHooks === true; // set by the browser tests only, never by the page
+const READ_GAP = 1000; // ms between two `Read`s of one conversation
 let socket;
 const retries = new Map(); // ClientId -> times the server said "not now"
+const reads = new Map(); // conversation key -> {due}: a `Read` went out less than READ_GAP ago
 
 const app = {
   store,
-  isAtBottom: view.isAtBottom,
 
   refresh() {
     this.refreshSidebar();
     this.refreshHeader();
-    const conv = store.activeConv;
-    if (conv) this.refreshConversation(conv);
+    this.markRead();
   },
 
   refreshSidebar() {
@@ -35,42 +36,69 @@ const app = {
     notify.setUnreadTitle(store.totalUnread());
   },
 
+  refreshUnread(conv) {
+    renderUnread(store, conv);
+    notify.setUnreadTitle(store.totalUnread());
+  },
+
   refreshHeader() { view.renderHeader(store, store.activeConv); },
 
-  refreshConversation(conv, { newMessage, history } = {}) {
+  messageAdded({ conv, isNew, replaced, counted }, m) {
+    const shown = store.active === conv.key;
+    const wasAtBottom = shown && view.isAtBottom();
+    if (counted && !(shown && wasAtBottom && document.visibilityState === "visible")) this.attention(m, conv);
+    if (shown) {
+      if (replaced) rows.removeMessages(conv, [replaced]);
+      if (isNew) rows.insertMessages(store, conv, [m]);
+      if (m.From === store.me || wasAtBottom) view.scrollToBottom();
+      else if (isNew) view.showJump();
+      this.markRead();
+    }
+    if (counted) this.refreshUnread(conv);
+  },
+
+  historyAdded({ conv, added }) {
     if (store.active !== conv.key) return;
-    const wasAtBottom = view.isAtBottom();
-    view.rerenderKeepingPosition(store, conv);
-    if (newMessage) {
-      if (newMessage.From === store.me || wasAtBottom) view.scrollToBottom();
-      else view.showJump();
-    } else if (history && conv.firstPaint) {
-      conv.firstPaint = false;
+    if (store.takeFirstPaint(conv)) {
+      rows.insertMessages(store, conv, added);
       view.scrollToBottom();
+    } else {
+      view.keepingPosition(() => rows.insertMessages(store, conv, added));
     }
     this.markRead();
   },
 
+  messagesRemoved(touched) {
+    for (const { conv, gone } of touched) {
+      if (store.active === conv.key) view.keepingPosition(() => rows.removeMessages(conv, gone));
+      this.refreshUnread(conv);
+    }
+  },
+
+  messageFailed({ conv, message }) { rows.redrawMessage(store, conv, message); },
+
   open(chat, name) {
     const conv = store.conv(chat, name);
-    store.active = conv.key;
+    store.setActive(conv);
     sessionStorage.setItem("chat.active", JSON.stringify([chat, name]));
     $("app").dataset.view = "conversation";
     this.refreshSidebar();
     this.refreshHeader();
-    const needsJoin = !conv.loaded || (chat === P.GROUP && !store.isMember(name));
-    view.renderMessages(store, conv);
+    rows.renderConversation(store, conv);
     view.scrollToBottom();
-    if (needsJoin) {
-      conv.firstPaint = true;
-      socket.send(P.join(chat, name));
-    }
+    if (store.needsJoin(conv)) this.join(conv);
     this.markRead();
     $("input").focus();
   },
 
+  // Offline the frame cannot go: the socket's next open sends it (see `connected`).
+  join(conv) {
+    store.beginJoin(conv);
+    socket.send(P.join(conv.chat, conv.name));
+  },
+
   closeConversation() {
-    store.active = null;
+    store.setActive(null);
     sessionStorage.removeItem("chat.active");
     $("app").dataset.view = "list";
     this.refreshHeader();
@@ -81,47 +109,26 @@ const app = {
   markRead() {
     const conv = store.activeConv;
     if (!conv || document.visibilityState !== "visible" || !view.isAtBottom()) return;
-    const last = conv.messages.reduce((max, m) => (m.Id && m.Id > max ? m.Id : max), 0);
-    if (last && (last > conv.lastRead || conv.unread)) {
-      conv.lastRead = Math.max(conv.lastRead, last);
-      conv.unread = 0;
-      socket.send(P.read(conv.chat, conv.name, last));
-      this.refreshSidebar();
-    }
+    if (!store.markRead(conv)) return;
+    sendRead(conv);
+    this.refreshUnread(conv);
   },
 
   attention(frame, conv) {
     notify.ping();
+    if (testHooks) window.__chatPings += 1;
     const where = frame.Chat === P.GROUP ? ` in ${frame.To}` : "";
     if (document.visibilityState !== "visible" || store.active !== conv.key) notify.flashTitle(`${frame.From}${where}`);
   },
 
   sendText(text) {
     const conv = store.activeConv;
-    if (!conv || !text.trim()) return false;
-    if (text.length > MAX_TEXT) {
-      toast(`A message has at most ${MAX_TEXT.toLocaleString()} characters; this one has ${text.length.toLocaleString()}.`);
-      return false;
-    }
-    const frame = P.send(conv.chat, conv.name, text, P.newClientId());
-    store.addPending(conv, frame);
-    socket.send(frame); // if offline it stays in the outbox and goes out on reconnect
-    this.refreshConversation(conv, { newMessage: { From: store.me } });
-    return true;
+    return conv ? sendNew(conv, P.send(conv.chat, conv.name, text, P.newClientId())) : false;
   },
 
   sendImage(dataUrl) {
     const conv = store.activeConv;
-    if (!conv) return false;
-    const frame = P.sendImage(conv.chat, conv.name, dataUrl, P.newClientId());
-    store.addPending(conv, frame);
-    socket.send(frame);
-    this.refreshConversation(conv, { newMessage: { From: store.me } });
-    return true;
-  },
-
-  flushOutbox() {
-    for (const frame of store.outbox.values()) socket.send(frame);
+    return conv ? sendNew(conv, P.sendImage(conv.chat, conv.name, dataUrl, P.newClientId())) : false;
   },
 
   // Returns false once a message has been retried enough: the caller then marks it failed.
@@ -135,140 +142,79 @@ const app = {
     }, 1500 * tries);
     return true;
   },
+
+  // After every (re)connect: catch up, resend what waited, and ask again for what was refused
+  // by a closed socket (the open conversation's Join, a page of older messages).
+  connected(first) {
+    socket.send(P.connect(store.maxId || null));
+    for (const frame of store.outbox.values()) socket.send(frame);
+    const saved = first ? JSON.parse(sessionStorage.getItem("chat.active") || "null") : null;
+    if (saved) { this.open(saved[0], saved[1]); return; }
+    const conv = store.activeConv;
+    if (!conv) return;
+    if (store.needsJoin(conv)) this.join(conv);
+    if (conv.loading) { store.setLoading(conv, false); rows.renderEnds(conv); }
+  },
 };
+
+// Shown at once as pending; if offline it stays in the outbox and goes out on reconnect.
+function sendNew(conv, frame) {
+  const message = store.addPending(conv, frame);
+  socket.send(frame);
+  rows.insertMessages(store, conv, [message]);
+  view.scrollToBottom();
+  return true;
+}
+
+// At most one `Read` per conversation per READ_GAP (it spends the same rate budget as `Send`):
+// the first goes at once, later ones wait and go as one, with the pointer as it is then.
+function sendRead(conv) {
+  const recent = reads.get(conv.key);
+  if (recent) { recent.due = true; return; }
+  socket.send(P.read(conv.chat, conv.name, conv.lastRead));
+  const entry = { due: false };
+  reads.set(conv.key, entry);
+  setTimeout(() => {
+    reads.delete(conv.key);
+    if (entry.due && store.convs.get(conv.key) === conv) sendRead(conv);
+  }, READ_GAP);
+}
 
 function loadOlder() {
   const conv = store.activeConv;
   if (!conv || !conv.hasMore || conv.loading || $("messages").scrollTop > 60) return;
   const oldest = conv.messages.find((m) => m.Id);
-  if (!oldest) return;
-  conv.loading = true;
-  socket.send(P.join(conv.chat, conv.name, oldest.Id));
-  view.rerenderKeepingPosition(store, conv);
-}
-
-function setBanner(status) {
-  const banner = $("banner");
-  if (status.state === "open") {
-    banner.hidden = true;
-    document.body.classList.remove("offline");
-    if (status.reconnected) toast("Reconnected.", "info", 2500);
-    app.refreshHeader();
-    return;
-  }
-  document.body.classList.add("offline");
-  app.refreshHeader();
-  if (status.code === 4003) { checkSession(); return; } // closed by a moderator: banned
-  banner.hidden = false;
-  const seconds = Math.max(1, Math.round(status.retryIn / 1000));
-  banner.replaceChildren(`Connection lost. Reconnecting in ${seconds} s… Messages you send will go out then. `);
-  const retry = document.createElement("button");
-  retry.type = "button";
-  retry.textContent = "Retry now";
-  retry.addEventListener("click", () => socket.retryNow());
-  banner.append(retry);
-  if (status.attempt >= 2) checkSession();
-}
-
-// A socket refused at the handshake looks like any dropped connection; ask over HTTP.
-async function checkSession() {
-  try {
-    const response = await fetch("/api/users/", { credentials: "same-origin" });
-    if (response.status === 401) window.location.href = "/accounts/login/?next=/";
-  } catch { /* the server is down: keep retrying */ }
-}
-
-function setupComposer() {
-  const input = $("input");
-  const grow = () => {
-    input.style.height = "auto";
-    input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
-  };
-  input.addEventListener("input", grow);
-  input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      $("composer").requestSubmit();
-    }
-  });
-  $("composer").addEventListener("submit", (event) => {
-    event.preventDefault();
-    if (app.sendText(input.value)) {
-      input.value = "";
-      grow();
-    }
-    input.focus();
-  });
-  setupEmojiPicker({ toggle: $("emoji-toggle"), panel: $("emoji-panel"), textarea: input });
-  setupAttachments({ limit: config.ImageMaxBytes, onSend: (dataUrl) => app.sendImage(dataUrl) });
-  $("lightbox").addEventListener("click", () => $("lightbox").close());
-}
-
-function setupControls() {
-  $("my-avatar").replaceWith(avatar(store.me, "me"));
-  $("search").addEventListener("input", () => app.refreshSidebar());
-  $("back").addEventListener("click", () => app.closeConversation());
-  $("messages").addEventListener("scroll", () => {
-    loadOlder();
-    if (view.isAtBottom()) { $("jump").hidden = true; app.markRead(); }
-  });
-  $("messages").addEventListener("click", (event) => {
-    const id = Number(event.target.closest("[data-report]")?.dataset.report);
-    if (!id) return;
-    const reason = window.prompt("Why are you reporting this message? (optional)");
-    if (reason !== null) socket.send(P.report(id, reason.slice(0, 500)));
-  });
-  $("jump").addEventListener("click", () => { view.scrollToBottom(); app.markRead(); });
-  $("delete-group").addEventListener("click", () => {
-    const conv = store.activeConv;
-    if (conv && window.confirm(`Delete the group “${conv.name}” and all its messages, for everyone?`)) {
-      socket.send(P.remove(conv.name));
-    }
-  });
-  $("leave-group").addEventListener("click", () => {
-    const conv = store.activeConv;
-    if (conv && window.confirm(`Leave the group “${conv.name}”?`)) socket.send(P.leave(conv.name));
-  });
-  const mute = $("mute");
-  const showMute = () => {
-    mute.textContent = notify.isMuted() ? "🔕" : "🔔";
-    mute.setAttribute("aria-pressed", String(notify.isMuted()));
-    mute.title = notify.isMuted() ? "Sound is off: click to turn it on" : "Sound is on: click to mute";
-  };
-  mute.addEventListener("click", () => { notify.setMuted(!notify.isMuted()); showMute(); });
-  showMute();
-  for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, notify.unlockAudio, { once: true });
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") { notify.stopFlash(); app.markRead(); }
-  });
-  window.addEventListener("focus", () => notify.stopFlash());
-  setupGroupDialog(store, { onCreate: (name, members) => socket.send(P.create(name, members)) });
+  if (!oldest || !socket.send(P.join(conv.chat, conv.name, oldest.Id))) return;
+  store.setLoading(conv, true);
+  rows.renderEnds(conv);
 }
 
 function start() {
   store.restoreOutbox();
-  setupComposer();
-  setupControls();
-  const dispatch = makeDispatch(app);
+  setupComposer({
+    maxText: config.TextMaxLength,
+    imageLimit: config.ImageMaxBytes,
+    onText: (text) => app.sendText(text),
+    onImage: (dataUrl) => app.sendImage(dataUrl),
+  });
+  setupControls(app, { send: (frame) => socket.send(frame), loadOlder });
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   let first = true;
   socket = new ChatSocket(`${scheme}://${window.location.host}${config.Socket}`, {
-    onFrame: dispatch,
-    onStatus: setBanner,
+    onFrame: makeDispatch(app),
+    onStatus: (status) => {
+      store.setConnection({ open: "open", closed: "offline", ended: "ended" }[status.state]);
+      showConnection(status, { retry: () => socket.retryNow() });
+      app.refreshHeader();
+    },
     onOpen: () => {
-      socket.send(P.connect(store.maxId || null));
-      app.flushOutbox();
-      if (first) {
-        first = false;
-        const saved = JSON.parse(sessionStorage.getItem("chat.active") || "null");
-        if (saved) app.open(saved[0], saved[1]);
-      }
+      app.connected(first);
+      first = false;
     },
   });
   app.refresh();
   socket.start();
-  window.chatApp = app; // for debugging in the console
+  if (testHooks) Object.assign(window, { chatApp: app, __chatPings: 0 });
 }
 
 start();
-export { convKey };

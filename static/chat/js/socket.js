@@ -2,6 +2,9 @@
 // its status, hands every frame to `onFrame`, and calls `onOpen` after each (re)connect.
 
 const RESYNC = 4012; // close code: the server may have missed events for us (docs/protocol.md)
+// Close codes after which reconnecting cannot help: the session ended (4001) or the user was
+// banned (4003). The status "ended" tells the page to go and ask the server what now.
+const FINAL = new Set([4001, 4003]);
 
 export class ChatSocket {
   constructor(url, { onFrame, onOpen, onStatus }) {
@@ -13,27 +16,41 @@ export class ChatSocket {
     this.attempt = 0;
     this.timer = null;
     this.everOpened = false;
+    this.ended = false;
   }
 
   get isOpen() { return this.ws?.readyState === WebSocket.OPEN; }
 
+  // Connecting or open: a new socket now would run beside this one.
+  get isLive() { return this.ws !== null && this.ws.readyState <= WebSocket.OPEN; }
+
   start() {
     clearTimeout(this.timer);
+    if (this.ended || this.isLive) return;
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    // Every listener checks that its socket is still the current one: a replaced socket is silent.
     ws.addEventListener("open", () => {
+      if (this.ws !== ws) return;
       this.attempt = 0;
       this.onStatus({ state: "open", reconnected: this.everOpened });
       this.everOpened = true;
       this.onOpen();
     });
     ws.addEventListener("message", (event) => {
+      if (this.ws !== ws) return;
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
       this.onFrame(frame);
     });
     ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
+      this.ws = null;
+      if (FINAL.has(event.code)) {
+        this.ended = true;
+        this.onStatus({ state: "ended", code: event.code });
+        return;
+      }
       this.scheduleReconnect(event.code);
     });
   }
@@ -50,9 +67,8 @@ export class ChatSocket {
     this.timer = setTimeout(() => this.start(), delay);
   }
 
-  retryNow() {
-    if (!this.isOpen) this.start();
-  }
+  // "Retry now": a no-op while a socket is already connecting or open.
+  retryNow() { this.start(); }
 
   send(frame) {
     if (!this.isOpen) return false;

@@ -84,5 +84,4 @@ export function setupAttachments({ limit, onSend }) {
   $("attachment-send").addEventListener("click", () => {
     if (chosen && onSend(chosen.dataUrl)) clear();
   });
-  return { clear };
 }

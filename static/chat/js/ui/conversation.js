@@ -1,6 +1,7 @@
-// The open conversation: header, messages with day separators, scrolling and "load older".
+// The open conversation: its header, one message's row, the full-size image, and scrolling.
+// The list of rows itself is ui/messages.js.
 import { GROUP } from "../protocol.js";
-import { avatar, dayKey, dayLabel, el, formatTime } from "./format.js";
+import { avatar, el, formatTime } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const NEAR_BOTTOM = 80;
@@ -34,14 +35,13 @@ export function renderHeader(store, conv) {
     del.hidden = !group || group.owner !== store.me;
   } else {
     const user = store.users.get(conv.name);
-    const connected = !document.body.classList.contains("offline");
-    $("conv-sub").textContent = !connected ? "connecting…" : user?.online ? "online" : "offline";
+    $("conv-sub").textContent = !store.isOnline ? "connecting…" : user?.online ? "online" : "offline";
     leave.hidden = true;
     del.hidden = true;
   }
 }
 
-function messageNode(store, m, conv) {
+export function messageNode(store, m, conv) {
   const mine = m.From === store.me;
   const row = el("div", `msg ${mine ? "mine" : "theirs"}${m.pending ? " pending" : ""}${m.failed ? " failed" : ""}`);
   if (m.Id) row.dataset.id = m.Id;
@@ -90,32 +90,12 @@ function showFullImage(src, alt) {
   dialog.showModal();
 }
 
-export function renderMessages(store, conv) {
-  const box = $("messages");
-  const nodes = [];
-  if (conv.hasMore) nodes.push(el("div", "older", conv.loading ? "Loading older messages…" : "Scroll up for older messages"));
-  else if (conv.loaded) nodes.push(el("div", "older start", "This is the beginning of the conversation."));
-  let lastDay = null;
-  for (const m of conv.messages) {
-    const day = dayKey(m.Time);
-    if (day !== lastDay) {
-      const sep = el("div", "day", dayLabel(m.Time));
-      sep.setAttribute("role", "separator");
-      nodes.push(sep);
-      lastDay = day;
-    }
-    nodes.push(messageNode(store, m, conv));
-  }
-  if (conv.loaded && !conv.messages.length) nodes.push(el("div", "none", "No messages yet. Say hello! 👋"));
-  box.replaceChildren(...nodes);
-}
-
-// Re-render, keeping what the reader was looking at in place (older messages arrive above).
-export function rerenderKeepingPosition(store, conv) {
+// Run a change above what the reader looks at (older messages, removals) without moving it.
+export function keepingPosition(change) {
   const box = $("messages");
   const stick = isAtBottom();
   const fromBottom = box.scrollHeight - box.scrollTop;
-  renderMessages(store, conv);
+  change();
   if (stick) scrollToBottom();
   else box.scrollTop = box.scrollHeight - fromBottom;
 }

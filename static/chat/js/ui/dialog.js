@@ -1,4 +1,5 @@
-// The "new group" dialog: a name and members picked from the users.
+// The "new group" dialog: a name and members picked from the users. It closes once the request
+// is on its way; offline it stays open and says so (`onCreate` returns false).
 import { el } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
@@ -38,7 +39,10 @@ export function setupGroupDialog(store, { onCreate }) {
     const name = $("group-name").value.trim();
     if (!name) { $("group-error").textContent = "Give the group a name."; return; }
     const members = [...dialog.querySelectorAll("input[name=member]:checked")].map((i) => i.value);
-    onCreate(name, members);
+    if (!onCreate(name, members)) {
+      $("group-error").textContent = "You are offline: the group can be created once the connection is back.";
+      return;
+    }
     dialog.close();
   });
 }

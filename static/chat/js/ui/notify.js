@@ -21,7 +21,6 @@ export function unlockAudio() {
 }
 
 export function ping() {
-  window.__chatPings = (window.__chatPings ?? 0) + 1; // lets tests see that a sound was due
   if (isMuted() || !audio) return;
   const now = audio.currentTime;
   for (const [i, freq] of [880, 1320].entries()) {
@@ -57,4 +56,16 @@ export function stopFlash() {
   if (flashTimer) clearInterval(flashTimer);
   flashTimer = null;
   setUnreadTitle(unread);
+}
+
+// The mute button; the audio context waits for the first gesture (browsers refuse one before).
+export function setupMute(button) {
+  const show = () => {
+    button.textContent = isMuted() ? "🔕" : "🔔";
+    button.setAttribute("aria-pressed", String(isMuted()));
+    button.title = isMuted() ? "Sound is off: click to turn it on" : "Sound is on: click to mute";
+  };
+  button.addEventListener("click", () => { setMuted(!isMuted()); show(); });
+  show();
+  for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, unlockAudio, { once: true });
 }
