@@ -246,7 +246,9 @@ def person(browser, daphne_server):
     pages = []
 
     def _person(name: str, viewport=DESKTOP):
-        context = browser.new_context(viewport=viewport)
+        # Playwright's wait_for_function evaluates its predicate with eval(), which the site's CSP
+        # forbids; the policy itself is tested in tests/test_browser_csp.py, without this.
+        context = browser.new_context(viewport=viewport, bypass_csp=True)
         context.add_init_script(TEST_HOOKS)
         page = context.new_page()
         page.on("pageerror", lambda error: pytest.fail(f"{name}: JavaScript error: {error}"))
