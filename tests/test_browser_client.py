@@ -203,3 +203,16 @@ def test_a_socket_closed_for_good_reloads_a_live_session_instead_of_reconnecting
     expect(bob).to_have_url(daphne_server.url + "/")
     expect(bob.locator("#my-name")).to_have_text("bob")
     expect(bob.locator("#banner")).to_be_hidden()
+
+
+def test_logging_out_in_one_tab_takes_the_other_tab_to_log_in(person, daphne_server):
+    """The real thing: the server closes the other tab's socket with 4001 when the session ends."""
+    alice = person("alice")
+    other = alice.context.new_page()
+    other.goto(daphne_server.url + "/")
+    expect(other.locator("#my-name")).to_have_text("alice")
+    expect(other.locator("#banner")).to_be_hidden()
+    with other.expect_navigation(timeout=10_000):
+        alice.locator("form.logout button").click()
+    expect(other).to_have_url(daphne_server.url + "/accounts/login/?next=/")
+    expect(alice).to_have_url(re.compile(r"/accounts/login/"))
