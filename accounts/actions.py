@@ -7,7 +7,7 @@ connected users through the channel layer, after commit.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -17,15 +17,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AuditEntry, Mute
+from accounts.selectors import moderator_require
 from accounts.sessions import sessions_end
 from chatsite.errors import ChatError
-
-MODERATE_PERMISSION = "accounts.moderate"
-
-
-def moderator_require(actor: AbstractBaseUser) -> None:
-    if not actor.has_perm(MODERATE_PERMISSION):
-        raise ChatError("forbidden", "You do not have the moderation permission.")
 
 
 def audit_record(*, actor: AbstractBaseUser | None, action: str, target: str, reason: str = "") -> AuditEntry:
@@ -76,18 +70,6 @@ def user_unmute(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
     with transaction.atomic():
         Mute.objects.filter(user=user).delete()
         audit_record(actor=actor, action="unmute", target=f"user {user.username}", reason=reason)
-
-
-def sender_check(*, user: AbstractBaseUser, now: datetime | None = None) -> None:
-    """Raise `forbidden` unless the user may send now: not banned (even if a socket of theirs
-    outlived the ban), not muted. One query, on every send."""
-    row = get_user_model().objects.filter(pk=user.pk).values_list("is_active", "mute__until", "mute__reason").first()
-    if row is None or not row[0]:
-        raise ChatError("forbidden", "This account is deactivated.")
-    _, until, reason = row
-    if until is not None and until > (now or timezone.now()):
-        because = f": {reason}" if reason else "."
-        raise ChatError("forbidden", f"You are muted until {until:%Y-%m-%d %H:%M} UTC{because}")
 
 
 def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> None:

@@ -1,4 +1,4 @@
-"""Reads about accounts: is a socket's session still good?"""
+"""Reads about accounts: who is a moderator, may this user send, is a socket's session still good?"""
 
 from __future__ import annotations
 
@@ -7,16 +7,43 @@ from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from chatsite.errors import ChatError
 from messaging.protocol import CLOSE_POLICY, CLOSE_SESSION_ENDED
 
 # Engines whose sessions are rows of django.contrib.sessions' Session model (read in one query).
 _DB_ENGINES = {"django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"}
 
+MODERATE_PERMISSION = "accounts.moderate"
+
 Verdict = tuple[int | None, datetime | None]  # (close code, or None while valid; when it expires)
+
+
+def user_is_moderator(user: AbstractBaseUser) -> bool:
+    """The one definition: active staff holding the moderation permission (a superuser holds
+    every permission). Moderation happens in the admin, which only staff can open."""
+    return user.is_active and user.is_staff and user.has_perm(MODERATE_PERMISSION)
+
+
+def moderator_require(actor: AbstractBaseUser) -> None:
+    if not user_is_moderator(actor):
+        raise ChatError("forbidden", "You do not have the moderation permission.")
+
+
+def sender_check(*, user: AbstractBaseUser, now: datetime | None = None) -> None:
+    """Raise `forbidden` unless the user may send now: not banned (even if a socket of theirs
+    outlived the ban), not muted. One query, on every send."""
+    row = get_user_model().objects.filter(pk=user.pk).values_list("is_active", "mute__until", "mute__reason").first()
+    if row is None or not row[0]:
+        raise ChatError("forbidden", "This account is deactivated.")
+    _, until, reason = row
+    if until is not None and until > (now or timezone.now()):
+        because = f": {reason}" if reason else "."
+        raise ChatError("forbidden", f"You are muted until {until:%Y-%m-%d %H:%M} UTC{because}")
 
 
 def sessions_check(pairs: dict[str, int]) -> dict[str, Verdict]:

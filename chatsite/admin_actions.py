@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from accounts.selectors import user_is_moderator
 from chatsite.errors import ChatError
 
 DURATIONS = [(60, "1 hour"), (60 * 24, "24 hours"), (60 * 24 * 7, "7 days"), (15, "15 minutes")]
@@ -67,7 +68,7 @@ class ModerationMixin:
     """`permissions=["moderate"]` on actions checks the `accounts.moderate` permission."""
 
     def has_moderate_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("accounts.moderate")
+        return user_is_moderator(request.user)
 
 
 class ReadOnlyAdminMixin:

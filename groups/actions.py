@@ -10,13 +10,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from accounts.actions import MODERATE_PERMISSION, audit_record, sender_check
+from accounts.actions import audit_record
+from accounts.selectors import sender_check, user_is_moderator
 from chatsite.errors import ChatError
 from chatsite.names import name_key
 from chatsite.ratelimit import limit_take
 from groups.models import ChatGroup
 from groups.names import clean_group_name
-from groups.selectors import group_summary, groups_with_members
+from groups.selectors import group_get, group_summary, groups_with_members
 from messaging import events
 from messaging.protocol import group_frame
 
@@ -59,6 +60,12 @@ def group_create(*, owner: AbstractBaseUser, name: str, member_usernames: list[s
     return group
 
 
+def group_check(group: ChatGroup | str) -> ChatGroup:
+    """The group itself, or the one of that name (`not_found` if none): the consumer names
+    groups as the protocol does, the admin hands them over."""
+    return group if isinstance(group, ChatGroup) else group_get(name=group)
+
+
 def _refuse_look_alike(name: str) -> None:
     """`conflict` if a group has this name, or one that looks the same (chatsite.names)."""
     twin = ChatGroup.objects.filter(name_key=name_key(name)).only("name").first()
@@ -69,8 +76,9 @@ def _refuse_look_alike(name: str) -> None:
     raise ChatError("conflict", f"'{name}' looks too much like the existing group '{twin.name}'; pick another name.")
 
 
-def group_join(*, user: AbstractBaseUser, group: ChatGroup) -> bool:
+def group_join(*, user: AbstractBaseUser, group: ChatGroup | str) -> bool:
     """Make `user` a member (groups are open). Returns False when they already were one."""
+    group = group_check(group)
     with transaction.atomic():
         if group.members.filter(pk=user.pk).exists():
             return False  # opening a group one is in: free, and allowed while muted
@@ -82,7 +90,8 @@ def group_join(*, user: AbstractBaseUser, group: ChatGroup) -> bool:
     return True
 
 
-def group_leave(*, user: AbstractBaseUser, group: ChatGroup) -> None:
+def group_leave(*, user: AbstractBaseUser, group: ChatGroup | str) -> None:
+    group = group_check(group)
     group_move_check(user=user, joining=False)
     if group.owner_id == user.pk:
         raise ChatError("forbidden", "The owner cannot leave a group; delete it instead.")
@@ -94,13 +103,14 @@ def group_leave(*, user: AbstractBaseUser, group: ChatGroup) -> None:
         _announce(group, event="Left", user=user)
 
 
-def group_delete(*, user: AbstractBaseUser, group: ChatGroup, reason: str = "") -> None:
+def group_delete(*, user: AbstractBaseUser, group: ChatGroup | str, reason: str = "") -> None:
     """Delete a group with its messages and images. Only its owner, or a moderator, may.
 
     A deletion by anyone but the owner is moderation, and goes to the audit log.
     """
+    group = group_check(group)
     moderated = group.owner_id != user.pk
-    if moderated and not (user.is_staff and user.has_perm(MODERATE_PERMISSION)):
+    if moderated and not user_is_moderator(user):
         raise ChatError("forbidden", f"Only the owner of '{group.name}' can delete it.")
     with transaction.atomic():
         if moderated or reason:
@@ -126,7 +136,7 @@ def group_move_check(*, user: AbstractBaseUser, joining: bool) -> None:
 
 
 def _rate_check(*, user: AbstractBaseUser, name: str, per_hour: int, what: str) -> None:
-    if user.is_staff and user.has_perm(MODERATE_PERMISSION):
+    if user_is_moderator(user):
         return
     if not limit_take(name, user.pk, per_hour=per_hour):
         raise ChatError("rate_limited", f"Too many {what}: at most {per_hour} an hour. Try again later.")

@@ -29,10 +29,6 @@ def group_require_member(*, user: AbstractBaseUser, name: str) -> ChatGroup:
     return group
 
 
-def group_ids_of(*, user: AbstractBaseUser) -> list[int]:
-    return list(user.chat_groups.values_list("id", flat=True))
-
-
 def groups_with_members() -> QuerySet[ChatGroup]:
     users = get_user_model().objects.only("username").order_by("username")
     return ChatGroup.objects.select_related("owner").prefetch_related(Prefetch("members", queryset=users))

@@ -14,7 +14,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from accounts.actions import audit_record, moderator_require
+from accounts.actions import audit_record
+from accounts.selectors import moderator_require
 from accounts.sessions import session_group, session_register
 from chatsite.errors import ChatError
 from chatsite.names import has_visible
@@ -22,11 +23,10 @@ from groups.models import ChatGroup, layer_group_for
 from messaging import events
 from messaging.images import ProcessedImage, decode_data_url, process_image
 from messaging.models import Connection, Image, Message, ReadMarker, Report
-from messaging.protocol import GROUP, presence_frame, read_frame, removed_frame
+from messaging.protocol import GROUP, message_to_frame, presence_frame, read_frame, removed_frame
 from messaging.selectors import (
-    conversation,
-    message_to_frame,
-    readable_messages,
+    conversation_get,
+    message_list_readable,
     send_target,
 )
 
@@ -117,7 +117,7 @@ def conversation_read(*, user: AbstractBaseUser, chat: str, to: str, message_id:
     The pointer never moves back. Returns it after the update and echoes it to the
     user's other connections (all but `skip_channel`), which clear the same badge.
     """
-    messages, target = conversation(user=user, chat=chat, to=to)
+    messages, target = conversation_get(user=user, chat=chat, to=to)
     if not messages.filter(pk=message_id).exists():
         raise ChatError("not_found", f"Message {message_id} is not in this conversation.")
     lookup = {"user": user, "group": target} if chat == GROUP else {"user": user, "peer": target}
@@ -214,7 +214,7 @@ def messages_announce_removed(messages: Iterable[Message]) -> None:
 
 def report_create(*, reporter: AbstractBaseUser, message_id: int, reason: str = "") -> Report:
     """Report a message the reporter can read; reporting the same one twice changes nothing."""
-    message = readable_messages(user=reporter).filter(pk=message_id).first()
+    message = message_list_readable(user=reporter).filter(pk=message_id).first()
     if message is None:
         raise ChatError("not_found", f"No message {message_id} that you can see.")
     report, _ = Report.objects.get_or_create(

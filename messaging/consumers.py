@@ -26,7 +26,6 @@ from chatsite.errors import ChatError
 from chatsite.fastwrite import Frame, direct_writer
 from chatsite.ratelimit import SharedBuckets, TokenBucket
 from groups import actions as group_actions
-from groups.selectors import group_get
 from messaging import actions, events, protocol, selectors
 from messaging.events import run_action
 from messaging.hub import get_hub
@@ -166,14 +165,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """`State`, then everything after `Since`, a batch per query, each batch only once the
         last has left: a reader that does not read holds at most a batch or two in memory. The
         receive loop handles one frame at a time, so one socket runs at most one replay."""
-        frame = await database_sync_to_async(selectors.state)(user=self.user)
-        await self._send_frame(frame)
+        state = await database_sync_to_async(selectors.state_for)(user=self.user)
+        await self._send_frame(protocol.state_frame(**state))
         after = command.since
         while after is not None:
-            batch = await database_sync_to_async(selectors.messages_after)(user=self.user, after=after)
-            for frame in batch:
-                await self._send_frame(frame)
-            after = batch[-1]["Id"] if batch else None
+            batch = await database_sync_to_async(selectors.message_list_after)(user=self.user, after=after)
+            for message in batch:
+                await self._send_frame(protocol.message_to_frame(message))
+            after = batch[-1].pk if batch else None
             if after is not None and not await self._drained():
                 return
 
@@ -199,15 +198,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             message, created = await get_writer().send(**fields)
         if not created:
-            await self._send_frame(selectors.message_to_frame(message))
+            await self._send_frame(protocol.message_to_frame(message))
 
     async def on_join(self, command: protocol.Join) -> None:
         if command.chat == protocol.GROUP and command.before is None:
-            await run_action(_join_group, user=self.user, name=command.to)
-        frame = await database_sync_to_async(selectors.history)(
+            await run_action(group_actions.group_join, user=self.user, group=command.to)
+        page, has_more = await database_sync_to_async(selectors.history_page)(
             user=self.user, chat=command.chat, to=command.to, before=command.before
         )
-        await self._send_frame(frame)
+        frames = [protocol.message_to_frame(message) for message in page]
+        await self._send_frame(
+            protocol.history_frame(chat=command.chat, to=command.to, messages=frames, has_more=has_more)
+        )
 
     async def on_create(self, command: protocol.Create) -> None:
         await run_action(
@@ -215,10 +217,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_delete(self, command: protocol.Delete) -> None:
-        await run_action(_delete_group, user=self.user, name=command.name)
+        await run_action(group_actions.group_delete, user=self.user, group=command.name)
 
     async def on_leave(self, command: protocol.Leave) -> None:
-        await run_action(_leave_group, user=self.user, name=command.name)
+        await run_action(group_actions.group_leave, user=self.user, group=command.name)
 
     async def on_read(self, command: protocol.Read) -> None:
         await run_action(
@@ -284,15 +286,3 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _send_frame(self, frame: dict) -> None:
         await self.send(text_data=protocol.encode(frame))
-
-
-def _join_group(*, user, name: str) -> bool:
-    return group_actions.group_join(user=user, group=group_get(name=name))
-
-
-def _delete_group(*, user, name: str) -> None:
-    group_actions.group_delete(user=user, group=group_get(name=name))
-
-
-def _leave_group(*, user, name: str) -> None:
-    group_actions.group_leave(user=user, group=group_get(name=name))

@@ -39,10 +39,6 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.sender_id} -> {self.recipient_id or self.group_id}: {self.text[:40]}"
 
-    @property
-    def is_private(self) -> bool:
-        return self.group_id is None
-
 
 class ReadMarker(models.Model):
     """How far a user has read one conversation. It only ever moves forward."""

@@ -319,6 +319,26 @@ def message_frame(
     return frame
 
 
+def message_to_frame(message: Any) -> dict:
+    """The `Message` frame of a stored messaging.models.Message (sender, recipient and group
+    loaded): read by attribute only, so this module stays free of the ORM."""
+    private = message.group_id is None
+    return message_frame(
+        id=message.pk,
+        sender=message.sender.username,
+        to=message.recipient.username if private else message.group.name,
+        chat=PRIVATE if private else GROUP,
+        content=image_path(message.pk) if message.is_image else message.text,
+        is_image=message.is_image,
+        time=message.created,
+        client_id=message.client_id,
+    )
+
+
+def image_path(message_id: int) -> str:
+    return f"/images/{message_id}/"
+
+
 def history_frame(*, chat: str, to: str, messages: list[dict], has_more: bool) -> dict:
     return {"Type": "History", "Chat": chat, "To": to, "Messages": messages, "HasMore": has_more}
 

@@ -23,13 +23,13 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.actions import MODERATE_PERMISSION, sender_check
 from accounts.models import Mute
+from accounts.selectors import sender_check, user_is_moderator
 from chatsite.errors import ChatError
 from groups.models import ChatGroup
 from groups.selectors import group_require_member, group_summary, groups_with_members
 from messaging.models import Connection, Image, Message, ReadMarker
-from messaging.protocol import GROUP, PRIVATE, history_frame, message_frame, state_frame
+from messaging.protocol import PRIVATE
 
 
 def send_target(
@@ -100,30 +100,11 @@ def user_get(*, username: str) -> AbstractBaseUser:
         raise ChatError("not_found", f"No user named '{username}'.") from None
 
 
-def message_to_frame(message: Message) -> dict:
-    """The `Message` frame; expects sender, recipient and group to be loaded (select_related)."""
-    private = message.group_id is None
-    return message_frame(
-        id=message.pk,
-        sender=message.sender.username,
-        to=message.recipient.username if private else message.group.name,
-        chat=PRIVATE if private else GROUP,
-        content=image_path(message.pk) if message.is_image else message.text,
-        is_image=message.is_image,
-        time=message.created,
-        client_id=message.client_id,
-    )
-
-
-def image_path(message_id: int) -> str:
-    return f"/images/{message_id}/"
-
-
-def image_for_viewer(*, user: AbstractBaseUser, message_id: int, thumbnail: bool) -> tuple[bytes, str] | None:
+def image_get(*, user: AbstractBaseUser, message_id: int, thumbnail: bool) -> tuple[bytes, str] | None:
     """The bytes and type of an image the user may see: one of its conversation, or a moderator.
     Being staff is not enough: ids are sequential, so any staff could read every image."""
-    moderator = user.is_staff and user.has_perm(MODERATE_PERMISSION)
-    messages = Message.objects.all() if moderator else readable_messages(user=user)
+    moderator = user_is_moderator(user)
+    messages = Message.objects.all() if moderator else message_list_readable(user=user)
     if not messages.filter(pk=message_id, is_image=True).exists():
         return None
     fields = ("thumbnail", "thumbnail_type") if thumbnail else ("data", "content_type")
@@ -150,7 +131,7 @@ def private_messages(*, user: AbstractBaseUser, peer: AbstractBaseUser) -> Query
     return Message.objects.filter(Q(sender=user, recipient=peer) | Q(sender=peer, recipient=user), group__isnull=True)
 
 
-def conversation(*, user: AbstractBaseUser, chat: str, to: str) -> tuple[QuerySet[Message], object]:
+def conversation_get(*, user: AbstractBaseUser, chat: str, to: str) -> tuple[QuerySet[Message], object]:
     """The messages of one conversation the user may read, and its target (peer or group)."""
     if chat == PRIVATE:
         peer = user_get(username=to)
@@ -159,19 +140,20 @@ def conversation(*, user: AbstractBaseUser, chat: str, to: str) -> tuple[QuerySe
     return Message.objects.filter(group=group), group
 
 
-def history(*, user: AbstractBaseUser, chat: str, to: str, before: int | None = None) -> dict:
-    """The `History` frame: the newest page (older than `before` when given), oldest first."""
-    messages, _target = conversation(user=user, chat=chat, to=to)
+def history_page(
+    *, user: AbstractBaseUser, chat: str, to: str, before: int | None = None
+) -> tuple[list[Message], bool]:
+    """The newest page of a conversation (older than `before` when given), oldest first, and
+    whether there is more before it."""
+    messages, _target = conversation_get(user=user, chat=chat, to=to)
     if before is not None:
         messages = messages.filter(id__lt=before)
     size = settings.CHAT_HISTORY_PAGE
     page = list(_with_names(messages).order_by("-id")[: size + 1])
-    has_more = len(page) > size
-    frames = [message_to_frame(message) for message in reversed(page[:size])]
-    return history_frame(chat=chat, to=to, messages=frames, has_more=has_more)
+    return page[:size][::-1], len(page) > size
 
 
-def readable_messages(*, user: AbstractBaseUser) -> QuerySet[Message]:
+def message_list_readable(*, user: AbstractBaseUser) -> QuerySet[Message]:
     return Message.objects.filter(
         Q(sender=user, group__isnull=True)
         | Q(recipient=user)
@@ -179,10 +161,9 @@ def readable_messages(*, user: AbstractBaseUser) -> QuerySet[Message]:
     )
 
 
-def messages_after(*, user: AbstractBaseUser, after: int, limit: int = 500) -> list[dict]:
+def message_list_after(*, user: AbstractBaseUser, after: int, limit: int = 500) -> list[Message]:
     """Up to `limit` messages the user may read with an id above `after`, oldest first."""
-    page = _with_names(readable_messages(user=user).filter(id__gt=after)).order_by("id")[:limit]
-    return [message_to_frame(message) for message in page]
+    return list(_with_names(message_list_readable(user=user).filter(id__gt=after)).order_by("id")[:limit])
 
 
 def _unread_private(user: AbstractBaseUser) -> dict[int, int]:
@@ -216,18 +197,18 @@ def users_with_presence() -> QuerySet:
     return get_user_model().objects.filter(is_active=True).annotate(online=online).order_by("username")
 
 
-def users_list() -> list[dict]:
+def user_list() -> list[dict]:
     return [{"Username": u.username, "Online": u.online} for u in users_with_presence().only("username")]
 
 
-def groups_list() -> list[dict]:
+def group_list() -> list[dict]:
     return [group_summary(group) for group in groups_with_members()]
 
 
-def state(*, user: AbstractBaseUser) -> dict:
-    """The `State` frame: every user with presence, every group, this user's unread counts, and
-    `LastId`, the newest message they may read, which those counts already include."""
-    last_id = readable_messages(user=user).aggregate(last=Max("id"))["last"] or 0
+def state_for(*, user: AbstractBaseUser) -> dict:
+    """What `State` tells: every user with presence, every group, this user's unread counts, and
+    `last_id`, the newest message they may read, which those counts already include."""
+    last_id = message_list_readable(user=user).aggregate(last=Max("id"))["last"] or 0
     unread_private = _unread_private(user)
     unread_groups = _unread_groups(user)
     users = [
@@ -235,4 +216,4 @@ def state(*, user: AbstractBaseUser) -> dict:
         for u in users_with_presence().only("username")
     ]
     groups = [{**group_summary(group), "Unread": unread_groups.get(group.pk, 0)} for group in groups_with_members()]
-    return state_frame(user=user.username, users=users, groups=groups, last_id=last_id)
+    return {"user": user.username, "users": users, "groups": groups, "last_id": last_id}

@@ -42,7 +42,7 @@ def chat(request: HttpRequest) -> HttpResponse:
 @api_login_required
 def image(request: HttpRequest, message_id: int, thumbnail: bool = False) -> HttpResponse:
     """An image of a conversation the user may read; 404 for everyone else (no hint it exists)."""
-    found = selectors.image_for_viewer(user=request.user, message_id=message_id, thumbnail=thumbnail)
+    found = selectors.image_get(user=request.user, message_id=message_id, thumbnail=thumbnail)
     if found is None:
         raise Http404("No such image.")
     data, content_type = found
@@ -62,10 +62,10 @@ def image(request: HttpRequest, message_id: int, thumbnail: bool = False) -> Htt
 @require_GET
 @api_login_required
 def api_users(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(selectors.users_list(), safe=False, json_dumps_params={"ensure_ascii": False})
+    return JsonResponse(selectors.user_list(), safe=False, json_dumps_params={"ensure_ascii": False})
 
 
 @require_GET
 @api_login_required
 def api_groups(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(selectors.groups_list(), safe=False, json_dumps_params={"ensure_ascii": False})
+    return JsonResponse(selectors.group_list(), safe=False, json_dumps_params={"ensure_ascii": False})

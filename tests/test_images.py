@@ -217,10 +217,11 @@ def test_group_members_see_group_images_and_deleting_the_group_deletes_them(clie
 
 def test_history_never_loads_image_bytes(alice, bob, django_assert_num_queries):
     from messaging.actions import message_send
-    from messaging.selectors import history
+    from messaging.protocol import message_to_frame
+    from messaging.selectors import history_page
 
     message_send(sender=alice, chat="Private", to="bob", content=data_url(picture("PNG")), is_image=True)
     with django_assert_num_queries(2) as captured:  # the peer, then the page
-        frame = history(user=alice, chat="Private", to="bob")
-    assert frame["Messages"][0]["Content"].startswith("/images/")
+        page, _ = history_page(user=alice, chat="Private", to="bob")
+    assert message_to_frame(page[0])["Content"].startswith("/images/")
     assert not any("messaging_image" in query["sql"] for query in captured.captured_queries)

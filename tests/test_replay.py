@@ -53,7 +53,7 @@ async def wait_until(condition, timeout: float = 3) -> None:
 def five_messages(alice, bob, monkeypatch):
     for i in range(5):
         message_send(sender=bob, chat="Private", to="alice", content=f"m{i}")
-    monkeypatch.setattr(selectors, "messages_after", functools.partial(selectors.messages_after, limit=2))
+    monkeypatch.setattr(selectors, "message_list_after", functools.partial(selectors.message_list_after, limit=2))
 
 
 @pytest.mark.usefixtures("five_messages")
