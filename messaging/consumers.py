@@ -46,6 +46,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     member here, and writes to this socket through `deliver_now` / `deliver`."""
 
     groups = ()  # no layer groups of its own (and no empty list per socket)
+    # Until connect() has registered the socket: nothing to clean up, nothing to deliver to.
+    socket_id = ""
+    cleaned = False
+    closed = True
 
     async def dispatch(self, message: dict) -> None:
         # Channels' own dispatch closes stale database connections before every handler, a
@@ -85,7 +89,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.socket_id = self.hub.new_socket_id()
         self.user_bucket = _user_buckets.take(
             user.pk, settings.CHAT_USER_RATE_PER_SECOND, settings.CHAT_USER_RATE_BURST
-        )  # released by _cleanup, as socket_id says
+        )  # released by _cleanup, once socket_id is set
         # In the user's and the session's own groups first, so no instruction (join, leave, ban,
         # logout) is missed while the rest is read from the database.
         await self.hub.open(self, [events.EVERYONE, events.user_group(user.pk), session_group(self.session_key)])
@@ -113,7 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._cleanup()
 
     async def _cleanup(self) -> None:
-        if not hasattr(self, "socket_id") or getattr(self, "cleaned", False):
+        if not self.socket_id or self.cleaned:
             return
         self.cleaned = self.closed = True
         _user_buckets.release(self.user.pk)

@@ -55,7 +55,8 @@ def world(alice):
 
 def sql_allows(sender, chat: str, to: str, now) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute(_send_sql(connection.vendor, chat), [connection.ops.adapt_datetimefield_value(now), to, sender.pk])
+        muted_at = connection.ops.adapt_datetimefield_value(now)
+        cursor.execute(_send_sql(connection.vendor, chat), [muted_at, to, sender.pk])
         row = cursor.fetchone()
     active, muted, target_id, *_, allowed = row
     return bool(active and not muted and target_id is not None and allowed)
