@@ -95,7 +95,7 @@ def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
         for group in ChatGroup.objects.filter(owner=user):
             group_actions.group_delete(user=user, group=group)
         for group in ChatGroup.objects.filter(members=user).exclude(owner=user):
-            group_actions.group_leave(user=user, group=group)
+            group_actions.group_member_remove(user=user, group=group)
         mine = Message.objects.filter(Q(sender=user) | Q(recipient=user))
         messages_announce_removed(mine.only("id", "group_id", "sender_id", "recipient_id").iterator())
         sessions_end(user=user)

@@ -95,6 +95,12 @@ def group_leave(*, user: AbstractBaseUser, group: ChatGroup | str) -> None:
     group_move_check(user=user, joining=False)
     if group.owner_id == user.pk:
         raise ChatError("forbidden", "The owner cannot leave a group; delete it instead.")
+    group_member_remove(user=user, group=group)
+
+
+def group_member_remove(*, user: AbstractBaseUser, group: ChatGroup) -> None:
+    """Take `user` out of `group` and say so (`Left`): the end of `group_leave`, and what
+    deleting an account does to each group it was in (no rate limit there)."""
     with transaction.atomic():
         if not group.members.filter(pk=user.pk).exists():
             raise ChatError("not_found", f"You are not a member of '{group.name}'.")

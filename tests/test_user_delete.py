@@ -88,3 +88,13 @@ def test_deleting_needs_the_delete_permission(alice, bob):
     with pytest.raises(ChatError):
         user_delete(actor=alice, user=bob)
     assert get_user_model().objects.filter(pk=bob.pk).exists()
+
+
+def test_deleting_a_user_in_many_groups_is_not_held_up_by_the_join_leave_limit(iago, alice, bob, settings):
+    settings.CHAT_GROUP_MOVES_PER_HOUR = 2
+    for i in range(4):
+        group = ChatGroup.objects.create(name=f"g{i}", owner=bob)
+        group.members.add(bob, alice)
+    user_delete(actor=iago, user=alice)
+    assert not get_user_model().objects.filter(username="alice").exists()
+    assert all(list(g.members.values_list("username", flat=True)) == ["bob"] for g in ChatGroup.objects.all())
