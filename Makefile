@@ -45,9 +45,9 @@ test: setup browser-deps
 screenshots: setup browser-deps
 	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q -m browser -p no:warnings
 
-# The protocol, action, hub, moderation, image, import, session, user-deletion, replay, admin-security, group-limit, login-security, origin and CSP suites again on PostgreSQL (skipped without a server unless REQUIRE_SERVICES=1).
+# The protocol, action, hub, moderation, image, import, session, user-deletion, replay, admin-security, group-limit, login-security, origin, CSP and authorization-matrix suites again on PostgreSQL (skipped without a server unless REQUIRE_SERVICES=1).
 test-postgres: setup
-	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test $(PY) -m pytest -q -p no:cacheprovider tests/test_ws_protocol.py tests/test_ws_hostile.py tests/test_names.py tests/test_actions.py tests/test_hub.py tests/test_moderation.py tests/test_images.py tests/test_import_legacy.py tests/test_sessions.py tests/test_user_delete.py tests/test_replay.py tests/test_admin_security.py tests/test_group_limits.py tests/test_login_security.py tests/test_origin.py tests/test_csp.py -k "not redis"
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test $(PY) -m pytest -q -p no:cacheprovider tests/test_ws_protocol.py tests/test_ws_hostile.py tests/test_names.py tests/test_actions.py tests/test_hub.py tests/test_moderation.py tests/test_images.py tests/test_import_legacy.py tests/test_sessions.py tests/test_user_delete.py tests/test_replay.py tests/test_admin_security.py tests/test_group_limits.py tests/test_login_security.py tests/test_origin.py tests/test_csp.py tests/test_authz_matrix.py -k "not redis"
 
 # Load benchmark of bench/README.md: starts its own servers on a fresh database in bench/results/,
 # prints a table of figures and writes results.json and latency PNGs there (about 5 minutes).
