@@ -39,7 +39,7 @@ def sender_check(*, user: AbstractBaseUser, now: datetime | None = None) -> None
     outlived the ban), not muted. One query, on every send."""
     row = get_user_model().objects.filter(pk=user.pk).values_list("is_active", "mute__until", "mute__reason").first()
     if row is None or not row[0]:
-        raise ChatError("forbidden", "This account is deactivated.")
+        raise ChatError("forbidden", "This account is deactivated.", close=CLOSE_POLICY)
     _, until, reason = row
     if until is not None and until > (now or timezone.now()):
         because = f": {reason}" if reason else "."

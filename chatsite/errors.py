@@ -6,10 +6,11 @@ CODES = frozenset({"bad_request", "forbidden", "not_found", "conflict", "too_lar
 class ChatError(Exception):
     """A refused request. Raised by the protocol parser and by domain actions before they write."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, *, close: int | None = None) -> None:
         assert code in CODES, code
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.close = close  # a WebSocket close code: the socket must not stay open after this
         self.ref: str | None = None  # the refused frame's Type, when the parser knew it
         self.client_id: str | None = None

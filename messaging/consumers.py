@@ -139,6 +139,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
         except ChatError as error:
             if allowed:
+                if error.close is not None:  # a `Send` found the account deactivated: as any command
+                    await self.close_for(error.close)
+                    return
                 await self._send_frame(protocol.error_frame(error, command=command))
                 return
         except Exception:  # a bug or a failing database: say so, and keep the socket
