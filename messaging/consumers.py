@@ -18,17 +18,18 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from accounts.selectors import session_check
 from accounts.sessions import session_group
 from chatsite.errors import ChatError
-from chatsite.fastwrite import Frame, direct_writer
+from chatsite.fastwrite import DirectWriter, Frame, direct_writer
 from chatsite.ratelimit import SharedBuckets, TokenBucket
 from groups import actions as group_actions
 from messaging import actions, events, protocol, selectors
 from messaging.events import run_action
-from messaging.hub import get_hub
+from messaging.hub import Hub, get_hub
 from messaging.writer import get_writer
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
     member here, and writes to this socket through `deliver_now` / `deliver`."""
 
     groups = ()  # no layer groups of its own (and no empty list per socket)
-    # Until connect() has registered the socket: nothing to clean up, nothing to deliver to.
-    socket_id = ""
-    cleaned = False
+
+    # The socket's state, all of it: declared here, set by connect() (the defaults hold until
+    # then: nothing to clean up, nothing to deliver to), read by the hub and the session watch.
+    user: AbstractBaseUser
+    session_key = ""
+    session_expires: datetime | None = None  # known after the first check of the session
+    socket_id = ""  # set once the hub knows the socket; _cleanup has work only after that
     closed = True
+    cleaned = False
+    refuse_with: int | None = None  # a close code the hub asked for while the socket opened
+    early: list[str] | None = None  # what the hub delivers before the handshake completes
+    bucket: TokenBucket  # this socket's frames
+    user_bucket: TokenBucket  # all of its user's sockets' frames in this process
+    direct: DirectWriter | None = None  # under Daphne: frames written past ASGI send()
+    hub: Hub
 
     async def dispatch(self, message: dict) -> None:
         # Channels' own dispatch closes stale database connections before every handler, a
@@ -78,18 +90,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake is refused with 403
             return
         self.user = user
-        self.session_key: str = self.scope["session_key"]
-        self.session_expires: datetime | None = None  # known after the first check
+        self.session_key = self.scope["session_key"]
         self.closed = False
-        self.refuse_with: int | None = None  # set by the hub while the socket opens
-        self.early: list[str] | None = []  # what the hub delivers before the handshake completes
+        self.early = []
         self.bucket = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
-        self.direct = direct_writer(self.base_send)  # None unless under Daphne
+        self.direct = direct_writer(self.base_send)
         self.hub = await get_hub()
         self.socket_id = self.hub.new_socket_id()
         self.user_bucket = _user_buckets.take(
             user.pk, settings.CHAT_USER_RATE_PER_SECOND, settings.CHAT_USER_RATE_BURST
-        )  # released by _cleanup, once socket_id is set
+        )
         # In the user's and the session's own groups first, so no instruction (join, leave, ban,
         # logout) is missed while the rest is read from the database.
         await self.hub.open(self, [events.EVERYONE, events.user_group(user.pk), session_group(self.session_key)])
