@@ -98,6 +98,12 @@ def carol(transactional_db):
     return make_user("carol")
 
 
+@pytest.fixture
+def iago(transactional_db):
+    """The superuser: moderates, and may act on staff and other superusers."""
+    return get_user_model().objects.create_superuser("iago", "iago@example.com", "iago-pass-123")
+
+
 def session_cookie(user) -> str:
     client = Client()
     client.force_login(user)

@@ -25,11 +25,6 @@ User = get_user_model()
 
 
 @pytest.fixture
-def iago(transactional_db):
-    return User.objects.create_superuser("iago", "iago@example.com", "iago-pass-123")
-
-
-@pytest.fixture
 def mona(transactional_db):
     user = make_user("mona", is_staff=True)
     user.groups.add(Group.objects.get(name="Moderators"))

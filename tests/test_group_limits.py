@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from django.contrib.auth import get_user_model
 
 from accounts.actions import user_mute
 from chatsite import ratelimit
@@ -20,20 +19,9 @@ from chatsite.errors import ChatError
 from groups import actions as group_actions
 from groups.models import ChatGroup
 from tests.conftest import settle
+from tests.test_ws_protocol import make_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def iago(transactional_db):
-    return get_user_model().objects.create_superuser("iago", "iago@example.com", "iago-pass-123")
-
-
-@database_sync_to_async
-def make_group(name: str, owner, *members) -> ChatGroup:
-    group = ChatGroup.objects.create(name=name, owner=owner)
-    group.members.add(owner, *members)
-    return group
 
 
 @database_sync_to_async

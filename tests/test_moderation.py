@@ -23,11 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def iago(transactional_db):
-    return get_user_model().objects.create_superuser("iago", "iago@example.com", "iago-pass-123")
-
-
-@pytest.fixture
 def stan(transactional_db):
     user = make_user("stan", is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))

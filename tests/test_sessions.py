@@ -28,11 +28,6 @@ from tests.conftest import make_user, settle
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def iago(transactional_db):
-    return get_user_model().objects.create_superuser("iago", "iago@example.com", "iago-pass-123")
-
-
 def browser(user) -> Client:
     """A logged-in browser: its session is the one its sockets are opened with."""
     client = Client()

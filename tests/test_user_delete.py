@@ -27,11 +27,6 @@ from tests.test_sessions import closed_with
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def iago(transactional_db):
-    return get_user_model().objects.create_superuser("iago", "iago@example.com", "iago-pass-123")
-
-
 def chats(alice, bob, carol) -> tuple[int, int]:
     group_actions.group_create(owner=alice, name="Mine", member_usernames=["bob"])
     group_actions.group_create(owner=bob, name="Team", member_usernames=["alice", "carol"])
