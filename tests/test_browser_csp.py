@@ -6,10 +6,11 @@ import os
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser import PASSWORD, register
+
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # only the DB flush after each test
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "a-long-secret-1"
 
 
 def watched(browser, problems: list[str]) -> Page:
@@ -24,22 +25,14 @@ def watched(browser, problems: list[str]) -> Page:
     return page
 
 
-def register(page: Page, url: str, name: str) -> Page:
-    page.goto(url + "/accounts/register/")
-    page.fill("#id_username", name)
-    page.fill("#id_password1", PASSWORD)
-    page.fill("#id_password2", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(url + "/")
-    return page
-
-
 def test_chat_and_admin_work_under_the_policy_without_violations(browser, daphne_server):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
 
     problems: list[str] = []
-    alice, bob = (register(watched(browser, problems), daphne_server.url, name) for name in ("alice", "bob"))
+    alice, bob = (watched(browser, problems) for _ in range(2))
+    for page, name in ((alice, "alice"), (bob, "bob")):
+        register(page, daphne_server.url, name)
     alice.locator('li[data-name="bob"] button').click()
     alice.fill("#input", "hello under CSP")
     alice.press("#input", "Enter")
