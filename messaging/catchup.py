@@ -104,7 +104,7 @@ class CatchUp:
     async def _replay_group(self, sock: LocalSocket, group_id: int, mark: int) -> None:
         try:
             upto = await database_sync_to_async(seq_committed)()
-            after = (mark, 0)
+            after: int | tuple[int, int] = mark
             while True:
                 changes = await database_sync_to_async(selectors.change_list)(
                     user=sock.user, after=after, upto=upto, group_id=group_id

@@ -207,7 +207,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _replay_changes(self, *, after: int, upto: int) -> bool:
         """Every change the user may see with `after < Seq <= upto`; False if the peer left."""
-        cursor = (after, 0)
+        cursor: int | tuple[int, int] = after
         while True:
             batch = await database_sync_to_async(selectors.change_list)(
                 user=self.user, after=cursor, upto=upto, limit=REPLAY_BATCH

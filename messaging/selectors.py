@@ -242,7 +242,9 @@ def tombstone_list_readable(*, user: AbstractBaseUser) -> QuerySet[Tombstone]:
     )
 
 
-def _in_range(queryset: QuerySet, *, after: tuple[int, int], upto: int) -> QuerySet:
+def _in_range(queryset: QuerySet, *, after: int | tuple[int, int], upto: int) -> QuerySet:
+    if isinstance(after, int):
+        return queryset.filter(seq__gt=after, seq__lte=upto)
     seq, pk = after
     return queryset.filter(Q(seq__gt=seq) | Q(seq=seq, pk__gt=pk), seq__lte=upto)
 
@@ -255,11 +257,17 @@ def change_count(*, user: AbstractBaseUser, after: int, upto: int, cap: int) -> 
 
 
 def change_list(
-    *, user: AbstractBaseUser, after: tuple[int, int], upto: int, group_id: int | None = None, limit: int = 500
+    *,
+    user: AbstractBaseUser,
+    after: int | tuple[int, int],
+    upto: int,
+    group_id: int | None = None,
+    limit: int = 500,
 ) -> list[Message | Tombstone]:
     """Up to `limit` changes the user may see now (of one group, with `group_id`), ordered by
-    (`seq`, id), after the pair `after` and up to `upto`: messages as they are now, and the
-    tombstones of removed ones (one removal numbers all its tombstones alike)."""
+    (`seq`, id), with a `seq` above `after` (or, to page on, a (`seq`, id) pair above that
+    pair) and up to `upto`: messages as they are now, and the tombstones of removed ones (one
+    removal numbers all its tombstones alike)."""
     messages = message_list_readable(user=user)
     tombstones = tombstone_list_readable(user=user)
     if group_id is not None:

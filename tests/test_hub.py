@@ -12,7 +12,6 @@ from channels.layers import InMemoryChannelLayer
 from groups import actions as group_actions
 from messaging.hub import Hub
 from messaging.models import Message
-from tests.conftest import settle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,47 +108,58 @@ async def test_membership_instructions_apply_to_exactly_the_sockets_of_the_group
 async def test_a_join_racing_with_a_stream_of_sends_misses_nothing(connect, alice, bob):
     await database_sync_to_async(group_actions.group_create)(owner=alice, name="Team", member_usernames=[])
     a, b = await connect(alice), await connect(bob)
-    await settle(a, b)
-
-    async def stream():
-        for i in range(40):
-            await a.send({"Type": "Send", "Chat": "Group", "To": "Team", "Content": f"m{i}"})
-            await asyncio.sleep(0.002)
-
-    sender = asyncio.create_task(stream())
+    sender = asyncio.create_task(_send_many(a, "Team", 40))
     await asyncio.sleep(0.02)
     await b.send({"Type": "Join", "Chat": "Group", "To": "Team"})
     await sender
-    seen: set[int] = set()
-    while not await b.nothing(0.3):
-        frame = await b.recv()
-        if frame["Type"] == "History":
-            seen |= {m["Id"] for m in frame["Messages"]}
-        elif frame["Type"] == "Message":
-            seen.add(frame["Id"])
-    stored = set(await database_sync_to_async(lambda: list(Message.objects.values_list("id", flat=True)))())
-    assert len(stored) == 40
-    assert stored <= seen, f"missed {sorted(stored - seen)}"
+    echoed = await _messages_until(a, lambda ids: len(ids) == 40)  # all stored, and sent on
+    seen = await _messages_until(b, lambda ids: echoed <= ids, history=True)
+    assert echoed <= seen, f"missed {sorted(echoed - seen)}"
 
 
 @pytest.mark.usefixtures("layer")
 async def test_a_leave_racing_with_sends_stops_delivery_once_it_is_through(connect, alice, bob):
     await database_sync_to_async(group_actions.group_create)(owner=alice, name="Team", member_usernames=["bob"])
     a, b = await connect(alice), await connect(bob)
-    await settle(a, b)
     sender = asyncio.create_task(_send_many(a, "Team", 20))
     await b.send({"Type": "Leave", "Name": "Team"})
     await sender
-    await settle(a, b)
+    await _messages_until(a, lambda ids: len(ids) == 20)
+    await _until_frame(b, lambda f: f["Type"] == "Group" and f["Event"] == "Left")
     await a.send({"Type": "Send", "Chat": "Group", "To": "Team", "Content": "after"})
-    await a.expect("Message", Content="after")
-    assert await b.nothing()
+    await _until_frame(a, lambda f: f.get("Content") == "after")
+    # A round trip on bob's socket: whatever was sent to it before is in by its answer.
+    await b.send({"Type": "Connect"})
+    before_state = await _until_frame(b, lambda f: f["Type"] == "State")
+    assert not [f for f in before_state if f.get("Content") == "after"]
 
 
 async def _send_many(sock, group: str, count: int) -> None:
     for i in range(count):
         await sock.send({"Type": "Send", "Chat": "Group", "To": group, "Content": f"x{i}"})
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.002)
+
+
+async def _messages_until(sock, done, *, history: bool = False) -> set[int]:
+    """The ids of the `Message` frames (and `History` pages) a socket gets, until `done(ids)`."""
+    ids: set[int] = set()
+    async with asyncio.timeout(10):
+        while not done(ids):
+            frame = await sock.recv(timeout=10)
+            if frame["Type"] == "Message":
+                ids.add(frame["Id"])
+            elif history and frame["Type"] == "History":
+                ids |= {m["Id"] for m in frame["Messages"]}
+    return ids
+
+
+async def _until_frame(sock, condition) -> list[dict]:
+    """Every frame up to and including the first for which `condition` holds."""
+    frames = []
+    async with asyncio.timeout(10):
+        while not frames or not condition(frames[-1]):
+            frames.append(await sock.recv(timeout=10))
+    return frames
 
 
 async def test_the_writer_stores_concurrent_sends_together_and_one_refusal_loses_nothing_else(alice, bob, monkeypatch):
