@@ -128,11 +128,12 @@ def group_delete(*, user: AbstractBaseUser, group: ChatGroup | str, reason: str 
     if moderated and not user_is_moderator(user):
         raise ChatError("forbidden", f"Only the owner of '{group.name}' can delete it.")
     with transaction.atomic():
+        seq = seq_take()
         if moderated or reason:
             audit_record(actor=user, action="delete group", target=f"group {group.name}", reason=reason)
         # The frame is built (members included) before the rows go.
         members = groups_with_members().get(pk=group.pk)
-        _announce(members, event="Deleted", user=user, seq=seq_take(), unsubscribe=group.layer_group)
+        _announce(members, event="Deleted", user=user, seq=seq, unsubscribe=group.layer_group)
         group.delete()
 
 

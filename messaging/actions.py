@@ -135,11 +135,12 @@ def conversation_read(*, user: AbstractBaseUser, chat: str, to: str, message_id:
         raise ChatError("not_found", f"Message {message_id} is not in this conversation.")
     lookup = {"user": user, "group": target} if chat == GROUP else {"user": user, "peer": target}
     with transaction.atomic():
+        seq = seq_take()  # first, like every action: one lock order for all (messaging.seq)
         marker, _ = ReadMarker.objects.select_for_update().get_or_create(**lookup)
         if message_id > marker.last_read_id:
             marker.last_read_id = message_id
             marker.save(update_fields=["last_read_id"])
-        frame = read_frame(chat=chat, to=to, id=marker.last_read_id, seq=seq_take())
+        frame = read_frame(chat=chat, to=to, id=marker.last_read_id, seq=seq)
         events.publish(events.user_group(user.pk), frame, skip=skip_channel)
     return marker.last_read_id
 
@@ -192,6 +193,7 @@ def messages_remove(*, actor: AbstractBaseUser, message_ids: list[int], reason: 
     vanish from every open client (`Removed`) and from every client that resumes later."""
     moderator_require(actor)
     with transaction.atomic():
+        seq = seq_take()
         messages = list(Message.objects.filter(pk__in=message_ids).select_related("sender"))
         for message in messages:
             audit_record(
@@ -201,7 +203,7 @@ def messages_remove(*, actor: AbstractBaseUser, message_ids: list[int], reason: 
                 target=f"message {message.pk} by {message.sender.username}: {message.text[:200]}",
             )
         if messages:
-            messages_tombstone(messages, by=actor.username)
+            messages_tombstone(messages, by=actor.username, seq=seq)
             Message.objects.filter(pk__in=[m.pk for m in messages]).delete()
     return len(messages)
 
@@ -209,12 +211,12 @@ def messages_remove(*, actor: AbstractBaseUser, message_ids: list[int], reason: 
 REMOVED_PER_FRAME = 1000
 
 
-def messages_tombstone(messages: Iterable[Message], *, by: str) -> None:
-    """Leave a tombstone for each message, all under one new `Seq`, and announce `Removed`
-    (on commit) to the sockets of everyone who could read them: one frame per conversation's
-    audience, at most REMOVED_PER_FRAME ids each. In the caller's transaction; the caller
-    deletes the rows."""
-    seq = seq_take()
+def messages_tombstone(messages: Iterable[Message], *, by: str, seq: int | None = None) -> None:
+    """Leave a tombstone for each message, all under one `Seq` (the caller's, or a new one),
+    and announce `Removed` (on commit) to the sockets of everyone who could read them: one
+    frame per conversation's audience, at most REMOVED_PER_FRAME ids each. In the caller's
+    transaction; the caller deletes the rows."""
+    seq = seq if seq is not None else seq_take()
     audiences: dict[str, list[int]] = {}
     tombstones = []
     for message in messages:

@@ -7,6 +7,9 @@ transaction ends, so a transaction that takes a later number commits later, and 
 hands its number back. (A bare autoincrement id does not do that on PostgreSQL: id 1000 can
 commit after 1001, and a reader that moved past 1000 never sees it.) So whoever reads the
 counter knows every change up to it is committed: `seq_committed`.
+
+Take it as the transaction's first write, as every action does: then every writer waits for the
+counter before it locks anything else, and two writers cannot wait for each other.
 """
 
 from __future__ import annotations

@@ -92,3 +92,31 @@ async def test_a_second_connect_waits_for_the_first_replay(connect, alice, bob):
     await a.send({"Type": "Connect", "Since": 0})
     kinds = [(await a.recv())["Type"] for _ in range(8)]
     assert kinds == ["State", "Message", "Message", "Message"] * 2, "one replay at a time, never interleaved"
+
+
+@pytest.mark.usefixtures("five_messages")
+async def test_a_resume_by_seq_waits_for_a_slow_reader_between_batches_and_ends_with_synced(alice, monkeypatch):
+    monkeypatch.setattr(consumers, "REPLAY_BATCH", 2)
+    reader = SlowReader()
+    sock, sent = replaying_socket(alice, reader)
+    replay = asyncio.create_task(sock.on_connect(protocol.Connect(since=None, seq=0)))
+    await wait_until(lambda: len(sent) == 3)  # State and the first batch of two
+    assert not replay.done() and sock.hub.catchup.marks[sock] == 0, "its mark waits for the replay"
+    reader.read()
+    await asyncio.wait_for(replay, 3)
+    assert [f["Type"] for f in sent] == ["State", *["Message"] * 5, "Synced"]
+    assert [f.get("Content") for f in sent[1:6]] == [f"m{i}" for i in range(5)]
+    assert sent[-1]["Seq"] == sent[0]["Seq"] == sock.hub.catchup.marks[sock]
+    assert sock in sock.hub.catchup.ready
+
+
+@pytest.mark.usefixtures("five_messages")
+async def test_a_resume_by_seq_stops_when_the_reader_leaves(alice, monkeypatch):
+    monkeypatch.setattr(consumers, "REPLAY_BATCH", 2)
+    reader = SlowReader()
+    sock, sent = replaying_socket(alice, reader)
+    replay = asyncio.create_task(sock.on_connect(protocol.Connect(since=None, seq=0)))
+    await wait_until(lambda: len(sent) == 3)
+    reader.leave()
+    await asyncio.wait_for(replay, 3)
+    assert len(sent) == 3 and sock not in sock.hub.catchup.ready
