@@ -208,3 +208,24 @@ async def test_sockets_are_told_their_mark_as_things_change(fast_sweep, connect,
     await database_sync_to_async(lambda: actions.message_send(sender=bob, chat="Private", to="bob", content="x"))()
     synced = await next_of(a, "Synced")
     assert synced["Seq"] >= 1
+
+
+async def test_a_publish_that_fails_after_commit_is_delivered_by_the_sweep_and_logged_once(
+    fast_sweep, monkeypatch, caplog, connect, alice, bob
+):
+    monkeypatch.setattr(events, "_failing", False)
+    a = await online(connect, alice)
+    layer = get_channel_layer()
+    real_send = layer.group_send
+
+    async def flaky(group, message):  # the layer refuses these sends (Redis down for them)
+        if group.startswith("chat.user.") and message.get("text"):
+            raise ConnectionError("Redis is down")
+        await real_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", flaky)
+    for i in range(3):
+        await run_action(actions.message_send, sender=bob, chat="Private", to="alice", content=f"p{i}")
+    for i in range(3):
+        await next_of(a, "Message", Content=f"p{i}")
+    assert caplog.text.count("publishing to") == 1, "one line for the outage, not one per event"
