@@ -211,11 +211,13 @@ def live_database_url() -> str:
 
 
 @pytest.fixture
-def daphne_server(transactional_db):
-    """A real Daphne process serving the chat on the test database."""
+def daphne_server(request, transactional_db):
+    """A real Daphne process serving the chat on the test database. A test marked
+    `@pytest.mark.daphne_env(NAME="value")` gives it those environment variables (settings)."""
     from tests.live import DaphneServer
 
-    server = DaphneServer(live_database_url()).start()
+    marker = request.node.get_closest_marker("daphne_env")
+    server = DaphneServer(live_database_url(), extra_env=marker.kwargs if marker else None).start()
     yield server
     server.stop()
 

@@ -62,11 +62,16 @@ def per_incoming_message(alice, bob, clock: MainThread, *, count: int, tag: str)
     return {k: (after[k] - before[k]) * 1000 / count for k in after}
 
 
-def test_an_incoming_message_costs_little_main_thread_time_with_5000_loaded(person):
+def test_an_incoming_message_costs_little_main_thread_time_with_5000_loaded(person, daphne_server):
     alice = person("alice")
     bob = person("bob")
+    # Old history, stored while no server runs: a running one's hub would take rows that appeared
+    # without their live events for lost ones, and deliver all 5,000 (messaging/catchup.py).
+    daphne_server.stop()
     store_history("bob", "alice", 5000, days=10)
+    daphne_server.start()
     alice.reload()
+    bob.reload()
     conv(alice, "bob").click()
     conv(bob, "alice").click()
     expect(texts(alice)).to_have_count(50)

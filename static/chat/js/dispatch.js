@@ -9,8 +9,13 @@ export function makeDispatch(app) {
 
   const handlers = {
     State(frame) {
-      store.applyState(frame);
+      const { reset } = store.applyState(frame);
+      if (reset) app.conversationsDropped();
       app.refresh();
+    },
+
+    Synced(frame) {
+      if (store.applySynced(frame)) app.caughtUp();
     },
 
     Message(frame) {
@@ -48,7 +53,7 @@ export function makeDispatch(app) {
     },
 
     Removed(frame) {
-      app.messagesRemoved(store.removeMessages(frame.Ids));
+      app.messagesRemoved(store.removeMessages(frame.Ids, frame.Seq));
     },
 
     Reported() {

@@ -9,7 +9,7 @@ import { renderSidebar, renderUnread } from "./ui/sidebar.js";
 import * as view from "./ui/conversation.js";
 import * as rows from "./ui/messages.js";
 import { setupComposer } from "./ui/composer.js";
-import { showConnection } from "./ui/banner.js";
+import { showCatchingUp, showConnection } from "./ui/banner.js";
 import { setupControls } from "./ui/controls.js";
 import * as notify from "./ui/notify.js";
 
@@ -43,13 +43,14 @@ const app = {
 
   refreshHeader() { view.renderHeader(store, store.activeConv); },
 
-  messageAdded({ conv, isNew, replaced, counted }, m) {
+  messageAdded({ conv, isNew, changed, replaced, counted }, m) {
     const shown = store.active === conv.key;
     const wasAtBottom = shown && view.isAtBottom();
     if (counted && !(shown && wasAtBottom && document.visibilityState === "visible")) this.attention(m, conv);
     if (shown) {
       if (replaced) rows.removeMessages(conv, [replaced]);
       if (isNew) rows.insertMessages(store, conv, [m]);
+      if (changed) rows.redrawMessage(store, conv, m, changed);
       if (m.From === store.me || wasAtBottom) view.scrollToBottom();
       else if (isNew) view.showJump();
       this.markRead();
@@ -57,10 +58,12 @@ const app = {
     if (counted) this.refreshUnread(conv);
   },
 
-  historyAdded({ conv, added }) {
+  historyAdded({ conv, added, changed }) {
     if (store.active !== conv.key) return;
+    for (const [old, m] of changed) rows.redrawMessage(store, conv, m, old);
     if (store.takeFirstPaint(conv)) {
-      rows.insertMessages(store, conv, added);
+      if (rows.isDrawnFrom(conv)) rows.insertMessages(store, conv, added);
+      else rows.renderConversation(store, conv); // what was drawn is gone from the store (a Reset)
       view.scrollToBottom();
     } else {
       view.keepingPosition(() => rows.insertMessages(store, conv, added));
@@ -76,6 +79,15 @@ const app = {
   },
 
   messageFailed({ conv, message }) { rows.redrawMessage(store, conv, message); },
+
+  // The server found us too far behind to replay (`Reset`): the open conversation, now empty in
+  // the store, is loaded afresh (its rows stay on screen until then); the others when opened.
+  conversationsDropped() {
+    const conv = store.activeConv;
+    if (conv) this.join(conv);
+  },
+
+  caughtUp() { showCatchingUp(false); },
 
   open(chat, name) {
     const conv = store.conv(chat, name);
@@ -146,7 +158,8 @@ const app = {
   // After every (re)connect: catch up, resend what waited, and ask again for what was refused
   // by a closed socket (the open conversation's Join, a page of older messages).
   connected(first) {
-    socket.send(P.connect(store.maxId || null));
+    socket.send(P.connect(store.startConnect()));
+    showCatchingUp(store.catchingUp);
     for (const frame of store.outbox.values()) socket.send(frame);
     const saved = first ? JSON.parse(sessionStorage.getItem("chat.active") || "null") : null;
     if (saved) { this.open(saved[0], saved[1]); return; }

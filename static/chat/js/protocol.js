@@ -4,7 +4,12 @@
 export const PRIVATE = "Private";
 export const GROUP = "Group";
 
-export const connect = (since) => (since ? { Type: "Connect", Since: since } : { Type: "Connect" });
+// `seq`: resume from that `Seq` (the replay ends with `Synced`); `since`: the old resume, new
+// messages after that Id, for a server without `Seq`; neither: a first connection.
+export function connect({ seq = null, since = null } = {}) {
+  if (seq !== null) return { Type: "Connect", Seq: seq };
+  return since ? { Type: "Connect", Since: since } : { Type: "Connect" };
+}
 export const send = (chat, to, content, clientId) =>
   ({ Type: "Send", Chat: chat, To: to, Content: content, is_image: 0, ClientId: clientId });
 export const sendImage = (chat, to, dataUrl, clientId) =>

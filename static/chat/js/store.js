@@ -1,8 +1,15 @@
 // Client state, with no DOM: people, groups, conversations, the connection and the outbox of
 // unsent messages. Only these methods change it; each returns what changed, for the UI to redraw.
+//
+// Resume (docs/protocol.md, "Reconnecting"): every change the server makes has a `Seq`. The client
+// keeps `cursor`, the `Seq` up to which it is known to hold everything (the last `Synced`, or the
+// first `State`), and sends it back on reconnect; the replay may repeat what it holds, so each
+// message is held with its `Seq` and a frame is applied only if it is newer than what is held.
 import { GROUP, PRIVATE } from "./protocol.js";
 
 export const convKey = (chat, name) => `${chat}:${name}`;
+
+const REMOVED_KEPT = 5000; // removed Ids remembered, so that a late copy of one is not shown again
 
 export class Store {
   constructor(me) {
@@ -12,8 +19,13 @@ export class Store {
     this.convs = new Map(); // key -> conversation
     this.active = null; // key of the open conversation
     this.connection = "connecting"; // "connecting", "open", "offline" or "ended"
-    this.maxId = 0; // highest message Id seen: `Since` on reconnect
-    this.countedUpTo = 0; // the server's Unread counts already include every message up to this Id
+    this.cursor = null; // `Seq` to resume from; null until a server that has them gave one
+    this.catchingUp = false; // a `Connect` with `Seq` went out and its `Synced` has not come yet
+    this.maxId = 0; // highest message Id seen: `Since` on reconnect, for a server without `Seq`
+    // The server's Unread counts include every message up to the last State: by `Seq` (up to
+    // its `Seq`) or, from a server without them, by Id (up to its `LastId`).
+    this.counted = { seq: null, id: 0 };
+    this.removed = new Map(); // Id -> Seq of its removal (Infinity without one): oldest first
     this.outboxKey = `chat.outbox.${me}`;
     this.outbox = new Map(loadJSON(this.outboxKey, [])); // ClientId -> Send frame
   }
@@ -21,7 +33,7 @@ export class Store {
   conv(chat, name) {
     const key = convKey(chat, name);
     if (!this.convs.has(key)) {
-      this.convs.set(key, { key, chat, name, messages: [], ids: new Set(), loaded: false, hasMore: false,
+      this.convs.set(key, { key, chat, name, messages: [], byId: new Map(), loaded: false, hasMore: false,
         loading: false, firstPaint: false, unread: 0, lastRead: 0 });
     }
     return this.convs.get(key);
@@ -41,16 +53,70 @@ export class Store {
 
   setActive(conv) { this.active = conv ? conv.key : null; }
 
-  setConnection(state) { this.connection = state; }
+  setConnection(state) {
+    this.connection = state;
+    if (state !== "open") this.catchingUp = false;
+  }
 
+  // A socket opened: where its `Connect` resumes from, for protocol.connect. With a `Seq` the
+  // server replays every change after it and ends with `Synced`: until then we are catching up.
+  startConnect() {
+    this.catchingUp = this.cursor !== null;
+    if (this.catchingUp) return { seq: this.cursor };
+    return this.maxId ? { since: this.maxId } : {};
+  }
+
+  // Returns {reset}: the server found us too far behind and sent no replay; every cached
+  // conversation is gone (the open one is there again, empty, for its Join to load).
   applyState(frame) {
+    const hasSeq = Number.isInteger(frame.Seq);
+    const reset = hasSeq && frame.Reset === true;
+    if (reset) this.dropConversations(frame.Seq);
     this.users = new Map(frame.Users.map((u) => [u.Username, { username: u.Username, online: u.Online }]));
     this.groups = new Map(frame.Groups.map((g) => [g.Name, groupOf(g)]));
-    for (const u of frame.Users) this.conv(PRIVATE, u.Username).unread = u.Unread ?? 0;
-    for (const g of frame.Groups) this.conv(GROUP, g.Name).unread = g.Unread ?? 0;
-    this.countedUpTo = frame.LastId ?? 0;
-    if (!this.maxId) this.maxId = this.countedUpTo; // a first connection starts there: no replay
+    this.counted = { seq: hasSeq ? frame.Seq : null, id: frame.LastId ?? 0 };
+    for (const u of frame.Users) this.setServerUnread(this.conv(PRIVATE, u.Username), u.Unread);
+    for (const g of frame.Groups) this.setServerUnread(this.conv(GROUP, g.Name), g.Unread);
+    // A first State (or a reset) holds everything up to its Seq. A resumed one does not make
+    // the cursor move: the replay after it might be cut short; its `Synced` moves it.
+    if (hasSeq && (this.cursor === null || reset)) this.cursor = frame.Seq;
+    if (!this.maxId) this.maxId = this.counted.id; // a first connection starts there: no replay
     if (this.active && !this.convs.has(this.active)) this.active = null;
+    return { reset };
+  }
+
+  // The server's count, plus what this page holds that came after the State (live frames can
+  // come before it): those are not in the server's count.
+  setServerUnread(conv, unread) {
+    let n = unread ?? 0;
+    for (const m of conv.messages) if (this.afterState(m) && this.isUnread(conv, m)) n += 1;
+    conv.unread = n;
+  }
+
+  // Whether the last State's Unread counts leave this message out (it came after that State).
+  afterState(m) {
+    if (this.counted.seq !== null && Number.isInteger(m.Seq)) return m.Seq > this.counted.seq;
+    return m.Id > this.counted.id;
+  }
+
+  // "This socket holds every change up to Seq". Returns true if it ended a catch-up.
+  applySynced(frame) {
+    if (!Number.isInteger(frame.Seq)) return false;
+    this.cursor = frame.Seq;
+    const ended = this.catchingUp;
+    this.catchingUp = false;
+    return ended;
+  }
+
+  // A reset: every cached conversation goes; the open one keeps its place, empty and not loaded.
+  // Kept: what came after the State (live frames can come before it), and the outbox's pending.
+  dropConversations(seq) {
+    const newer = [...this.convs.values()].flatMap((conv) => conv.messages.filter((m) => m.Seq > seq));
+    const open = this.activeConv;
+    this.convs = new Map();
+    if (open) this.conv(open.chat, open.name);
+    for (const m of newer) insertSorted(this.convOfMessage(m), m);
+    this.restoreOutbox();
   }
 
   applyGroup(frame) {
@@ -74,8 +140,9 @@ export class Store {
     return this.conv(PRIVATE, m.From === this.me ? m.To : m.From);
   }
 
-  // A server message: returns {conv, isNew, replaced, counted}. Its echo replaces the pending copy
-  // (`replaced`); `counted` says it raised the unread count (it is new to the server's counts too).
+  // A server message: returns {conv, isNew, changed, replaced, counted}. Its echo replaces the
+  // pending copy (`replaced`); a newer state of a message held replaces it (`changed`: the old
+  // one); `counted` says it raised the unread count (it is new to the server's counts too).
   addMessage(m) {
     const conv = this.convOfMessage(m);
     this.maxId = Math.max(this.maxId, m.Id);
@@ -84,28 +151,46 @@ export class Store {
       if (this.outbox.delete(m.ClientId)) this.saveOutbox();
       replaced = takePending(conv, m.ClientId);
     }
-    if (conv.ids.has(m.Id)) return { conv, isNew: false, replaced, counted: false };
-    insertSorted(conv, m);
-    const counted = m.Id > this.countedUpTo && this.isUnread(conv, m);
+    const result = this.hold(conv, m);
+    const counted = result.isNew && this.afterState(m) && this.isUnread(conv, m);
     if (counted) conv.unread += 1;
-    return { conv, isNew: true, replaced, counted };
+    return { conv, ...result, replaced, counted };
   }
 
-  // A page of history; returns {conv, added} with the messages that were not there yet.
+  // The one rule of applying a message's state: only if its Id is new, or its Seq newer than the
+  // copy held; never for a removed one, unless it changed after its removal.
+  // Returns {isNew, changed}: `changed` is the copy it replaced.
+  hold(conv, m) {
+    const none = { isNew: false, changed: null };
+    const removedAt = this.removed.get(m.Id);
+    if (removedAt !== undefined && !(m.Seq > removedAt)) return none;
+    const held = conv.byId.get(m.Id);
+    if (!held) { insertSorted(conv, m); return { isNew: true, changed: null }; }
+    if (!(m.Seq > (held.Seq ?? -1))) return none;
+    conv.messages[conv.messages.lastIndexOf(held)] = m;
+    conv.byId.set(m.Id, m);
+    return { isNew: false, changed: held };
+  }
+
+  // A page of history; returns {conv, added, changed}: the messages that were not there yet, and
+  // [old, new] pairs of those it holds in a newer state.
   addHistory(frame) {
     const conv = this.conv(frame.Chat, frame.To);
     const oldestBefore = conv.messages.find((m) => m.Id)?.Id ?? Infinity;
     const added = [];
+    const changed = [];
     for (const m of frame.Messages) {
       this.maxId = Math.max(this.maxId, m.Id);
-      if (!conv.ids.has(m.Id)) { insertSorted(conv, m); added.push(m); }
+      const result = this.hold(conv, m);
+      if (result.isNew) added.push(m);
+      if (result.changed) changed.push([result.changed, m]);
     }
     // A page that reaches as far back as what we had says whether older ones remain.
     const first = frame.Messages[0]?.Id;
     if (!conv.loaded || first === undefined || first <= oldestBefore) conv.hasMore = frame.HasMore;
     conv.loaded = true;
     conv.loading = false;
-    return { conv, added };
+    return { conv, added, changed };
   }
 
   // A Join is on its way: its History is the conversation's first paint (scrolled to the bottom).
@@ -147,19 +232,27 @@ export class Store {
     return null;
   }
 
-  // Messages a moderator removed: gone from every conversation; returns [{conv, gone}] of those touched.
-  removeMessages(ids) {
+  // Messages removed (by a moderator, at `seq`): gone from every conversation, and remembered, so
+  // that a copy still on its way is not shown again. Returns [{conv, gone}] of those touched.
+  removeMessages(ids, seq) {
+    for (const id of ids) this.rememberRemoved(id, Number.isInteger(seq) ? seq : Infinity);
     const doomed = new Set(ids);
     const touched = [];
     for (const conv of this.convs.values()) {
       const gone = conv.messages.filter((m) => doomed.has(m.Id));
       if (!gone.length) continue;
       conv.messages = conv.messages.filter((m) => !doomed.has(m.Id));
-      for (const m of gone) conv.ids.delete(m.Id);
+      for (const m of gone) conv.byId.delete(m.Id);
       conv.unread = Math.min(conv.unread, this.countUnread(conv));
       touched.push({ conv, gone });
     }
     return touched;
+  }
+
+  rememberRemoved(id, seq) {
+    this.removed.delete(id); // the newest removal last: the oldest is forgotten first
+    this.removed.set(id, seq);
+    if (this.removed.size > REMOVED_KEPT) this.removed.delete(this.removed.keys().next().value);
   }
 
   // The reader saw the end of the conversation. Returns the Id to report in a `Read`, or 0 when
@@ -229,7 +322,7 @@ function insertSorted(conv, m) {
   let i = list.length;
   while (i > 0 && (list[i - 1].Id === null || list[i - 1].Id > m.Id)) i -= 1;
   list.splice(i, 0, m);
-  conv.ids.add(m.Id);
+  conv.byId.set(m.Id, m);
 }
 
 function loadJSON(key, fallback) {

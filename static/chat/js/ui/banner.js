@@ -1,5 +1,6 @@
 // The connection banner: hidden while connected; "Reconnecting in N s…" with a "Retry now" button
-// while not. It also finds out, over HTTP, when a lost connection means the session is gone.
+// while not, and "Catching up…" while a reconnected socket replays what it missed. It also finds
+// out, over HTTP, when a lost connection means the session is gone.
 import { toast } from "./toast.js";
 
 const banner = () => document.getElementById("banner");
@@ -8,6 +9,7 @@ const banner = () => document.getElementById("banner");
 // (store.connection) is set by the caller.
 export function showConnection(status, { retry }) {
   document.body.classList.toggle("offline", status.state !== "open");
+  document.body.classList.remove("catching-up");
   if (status.state === "open") {
     banner().hidden = true;
     if (status.reconnected) toast("Reconnected.", "info", 2500);
@@ -30,8 +32,21 @@ export function showConnection(status, { retry }) {
   if (status.attempt >= 2) checkSession();
 }
 
-function show(text) {
+// From a `Connect` that resumes until its `Synced` (on while connected only: a closed socket
+// shows the offline banner instead).
+export function showCatchingUp(on) {
+  if (on) {
+    document.body.classList.add("catching-up");
+    show("Catching up…", "info");
+  } else if (document.body.classList.contains("catching-up")) {
+    document.body.classList.remove("catching-up");
+    banner().hidden = true;
+  }
+}
+
+function show(text, kind = "") {
   banner().hidden = false;
+  banner().className = kind ? `banner ${kind}` : "banner";
   banner().replaceChildren(text);
 }
 

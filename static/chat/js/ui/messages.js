@@ -8,12 +8,15 @@ import { dayKey, dayLabel, el } from "./format.js";
 const CHUNK = 50;
 const list = () => document.getElementById("message-list");
 
-// The conversation drawn; for each message its row and the separator before it (when it starts
-// a day); the marker above the rows and the note of an empty conversation.
-let shown = { key: null, rows: new Map(), top: null, none: null };
+// The conversation drawn (its key, and the store's object it was drawn from); for each message its
+// row and the separator before it (when it starts a day); the marker above the rows and the note
+// of an empty conversation.
+let shown = { key: null, conv: null, rows: new Map(), top: null, none: null };
 const owner = new WeakMap(); // row or separator -> its message
 
 const isShown = (conv) => shown.key === conv.key;
+// False once the store has replaced the conversation drawn (a reset): then only a new drawing fits.
+export const isDrawnFrom = (conv) => shown.conv === conv;
 const startsDay = (prev, m) => !prev || dayKey(prev.Time) !== dayKey(m.Time);
 const newChunk = () => el("div", "chunk");
 
@@ -37,7 +40,7 @@ function topNode(conv) {
 }
 
 export function renderConversation(store, conv) {
-  shown = { key: conv.key, rows: new Map(), top: null, none: null };
+  shown = { key: conv.key, conv, rows: new Map(), top: null, none: null };
   const chunks = [];
   let chunk = null;
   let prev = null;
@@ -150,12 +153,15 @@ export function removeMessages(conv, gone) {
   renderEnds(conv);
 }
 
-// One message changed in place (a pending one that failed).
-export function redrawMessage(store, conv, m) {
-  const entry = isShown(conv) && shown.rows.get(m);
+// One message changed in place: a pending one that failed (`old` is `m`), or a newer state of a
+// stored one (`old` is the copy it replaced).
+export function redrawMessage(store, conv, m, old = m) {
+  const entry = isShown(conv) && shown.rows.get(old);
   if (!entry) return;
   const row = messageNode(store, m, conv);
   entry.row.replaceWith(row);
   entry.row = row;
   owner.set(row, m);
+  shown.rows.delete(old);
+  shown.rows.set(m, entry);
 }
