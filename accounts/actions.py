@@ -97,7 +97,8 @@ def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
         for group in ChatGroup.objects.filter(members=user).exclude(owner=user):
             group_actions.group_member_remove(user=user, group=group)
         mine = Message.objects.filter(Q(sender=user) | Q(recipient=user))
-        messages_tombstone(mine.only("id", "group_id", "sender_id", "recipient_id").iterator(), by=actor.username)
+        fields = ("id", "group_id", "sender_id", "recipient_id", "client_id")
+        messages_tombstone(mine.only(*fields).iterator(), by=actor.username)
         sessions_end(user=user)
         audit_record(actor=actor, action="delete user", target=f"user {user.username}", reason=reason)
         user.delete()

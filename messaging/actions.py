@@ -65,11 +65,11 @@ def message_send(
         if existing is not None:
             return existing, False
     if is_image:  # access first: an image is not decoded for nothing (checked again below)
-        send_target(sender=sender, chat=chat, to=to)
+        send_target(sender=sender, chat=chat, to=to, client_id=client_id)
     picture = process_image(decode_data_url(content)) if is_image else None
     try:
         with transaction.atomic():  # the check and the write in one transaction
-            recipient, group = send_target(sender=sender, chat=chat, to=to)
+            recipient, group = send_target(sender=sender, chat=chat, to=to, client_id=client_id)
             text = "" if is_image else _validate_text(content)
             message = Message.objects.create(
                 sender=sender,
@@ -228,6 +228,7 @@ def messages_tombstone(messages: Iterable[Message], *, by: str, seq: int | None 
                 sender_id=message.sender_id,
                 recipient_id=message.recipient_id,
                 removed_by=by,
+                client_id=message.client_id,
             )
         )
         if message.group_id is not None:

@@ -89,6 +89,15 @@ class Tombstone(models.Model):
     recipient_id = models.IntegerField(null=True)
     removed_by = models.CharField(max_length=150, blank=True)
     removed = models.DateTimeField(auto_now_add=True)
+    # Its sender's `ClientId`: a retry of a removed message is refused, not stored again.
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["sender_id", "client_id"], condition=Q(client_id__isnull=False), name="tombstone_client_id"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"removed message {self.message_id}"

@@ -34,10 +34,12 @@ from messaging.seq import seq_committed
 
 
 def send_target(
-    *, sender: AbstractBaseUser, chat: str, to: str, now: datetime | None = None
+    *, sender: AbstractBaseUser, chat: str, to: str, now: datetime | None = None, client_id: str | None = None
 ) -> tuple[AbstractBaseUser | None, ChatGroup | None]:
     """The (recipient, group) a `Send` goes to, once the sender may send there: not banned,
-    not muted, and a member of the group or writing to an active user.
+    not muted, and a member of the group or writing to an active user. With a `client_id`, a
+    message of the sender's with that `ClientId` must not have been removed: a retry of it
+    would store it again (`conflict`).
 
     It is one query, run on every message. It is written in SQL, built once from the
     models' metadata, because Django's query compiler cost more CPU than the query itself
@@ -47,9 +49,11 @@ def send_target(
     sql = _send_sql(connection.vendor, chat)
     muted_at = connection.ops.adapt_datetimefield_value(now or timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(sql, [muted_at, to, sender.pk])
+        cursor.execute(sql, [muted_at, client_id, to, sender.pk])
         row = cursor.fetchone()
-    active, muted, target_id, target_name, extra, allowed = row or (False, None, None, None, None, None)
+    active, muted, removed, target_id, target_name, extra, allowed = row or (False, None, False, None, None, None, None)
+    if removed:
+        raise ChatError("conflict", "This message was removed; it is not sent again.")
     if not active or muted:
         sender_check(user=sender, now=now)  # raises, with the mute's reason
     if chat == PRIVATE:
@@ -65,18 +69,25 @@ def send_target(
 
 @functools.cache
 def _send_sql(vendor: str, chat: str) -> str:
-    """SQL of `send_target`; parameters: the time a mute must outlast, `To`, the sender's id.
+    """SQL of `send_target`; parameters: the time a mute must outlast, the `ClientId` (or
+    NULL), `To`, the sender's id.
 
-    Columns: sender active, sender muted, target id, target name, group owner (NULL for a
-    user), allowed (group: the sender is a member; user: the recipient is active).
+    Columns: sender active, sender muted, a removed message of the sender's had that
+    `ClientId`, target id, target name, group owner (NULL for a user), allowed (group: the
+    sender is a member; user: the recipient is active).
     """
     qn = connection.ops.quote_name
     user = get_user_model()._meta
     user_id, active = qn(user.pk.column), qn(user.get_field("is_active").column)
     username = qn(user.get_field("username").column)  # `To` is a username, as in user_get
     mute = Mute._meta
+    stone = Tombstone._meta
+    removed = (
+        f"EXISTS (SELECT 1 FROM {qn(stone.db_table)} s WHERE s.{qn(stone.get_field('sender_id').column)} = u.{user_id}"
+        f" AND s.{qn(stone.get_field('client_id').column)} = %s)"
+    )
     sender = (
-        f"u.{active}, m.{qn(mute.get_field('until').column)} > %s",
+        f"u.{active}, m.{qn(mute.get_field('until').column)} > %s, {removed}",
         f"{qn(user.db_table)} u LEFT JOIN {qn(mute.db_table)} m ON m.{qn(mute.get_field('user').column)} = u.{user_id}",
     )
     if chat == PRIVATE:

@@ -253,3 +253,30 @@ def test_group_membership_remembers_the_seq_of_the_join(alice, bob):
     before = seq_committed()
     group_actions.group_join(user=make_user("dave"), group=group)
     assert Membership.objects.get(chatgroup=group, user__username="dave").seq == before + 1
+
+
+async def test_a_retry_of_a_removed_message_is_refused_not_stored_again(connect, alice, bob, moderator):
+    """The sender never got its echo (a dropped socket) and resends with the same ClientId
+    after a moderator removed it: the row is gone, so only the tombstone can say no."""
+    first = await database_sync_to_async(actions.message_send)(
+        sender=alice, chat="Private", to="bob", content="regrettable", client_id="k-1"
+    )
+    await database_sync_to_async(actions.messages_remove)(actor=moderator, message_ids=[first[0].pk])
+    a = await connect(alice)
+    for is_image in (0, 1):
+        content = "regrettable" if not is_image else "data:image/png;base64,AAAA"
+        await a.send(
+            {
+                "Type": "Send",
+                "Chat": "Private",
+                "To": "bob",
+                "Content": content,
+                "ClientId": "k-1",
+                "is_image": is_image,
+            }
+        )
+        error = await next_of(a, "Error")
+        assert error["Code"] == "conflict" and error["ClientId"] == "k-1" and "removed" in error["Detail"]
+    assert not await database_sync_to_async(Message.objects.filter(client_id="k-1").exists)()
+    await a.send({"Type": "Send", "Chat": "Private", "To": "bob", "Content": "another", "ClientId": "k-2"})
+    await next_of(a, "Message", Content="another")

@@ -56,9 +56,10 @@ def world(alice):
 def sql_allows(sender, chat: str, to: str, now) -> bool:
     with connection.cursor() as cursor:
         muted_at = connection.ops.adapt_datetimefield_value(now)
-        cursor.execute(_send_sql(connection.vendor, chat), [muted_at, to, sender.pk])
+        cursor.execute(_send_sql(connection.vendor, chat), [muted_at, None, to, sender.pk])
         row = cursor.fetchone()
-    active, muted, target_id, *_, allowed = row
+    active, muted, removed, target_id, *_, allowed = row
+    assert not removed
     return bool(active and not muted and target_id is not None and allowed)
 
 

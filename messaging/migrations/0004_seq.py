@@ -48,6 +48,7 @@ class Migration(migrations.Migration):
                 ("recipient_id", models.IntegerField(null=True)),
                 ("removed_by", models.CharField(blank=True, max_length=150)),
                 ("removed", models.DateTimeField(auto_now_add=True)),
+                ("client_id", models.CharField(blank=True, max_length=64, null=True)),
                 (
                     "group",
                     models.ForeignKey(
@@ -59,5 +60,14 @@ class Migration(migrations.Migration):
                     ),
                 ),
             ],
+            options={
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("client_id__isnull", False)),
+                        fields=["sender_id", "client_id"],
+                        name="tombstone_client_id",
+                    )
+                ],
+            },
         ),
     ]
