@@ -115,6 +115,7 @@ async def chaos(config: Config, cast: services.Cast, servers: list, redis: servi
     moderators = await database_sync_to_async(lambda: list(get_user_model().objects.filter(is_staff=True)))()
     run = Run(config, cast, servers, redis, moderators)
     clients = [asyncio.create_task(c.run()) for c in run.clients]
+    watch = asyncio.create_task(run.watch_stalls())
     try:
         if not await run.wait_for(lambda: all(c.ready for c in run.clients), 30):
             raise RuntimeError("not every client got its first State within 30 s")
@@ -124,9 +125,10 @@ async def chaos(config: Config, cast: services.Cast, servers: list, redis: servi
         faulted = time.monotonic() - started
         settled = await settle(run)
     finally:
-        await close_clients(run, clients)
+        await close_clients(run, clients + [watch])
     truth = await database_sync_to_async(truth_load)()
-    return {"run": run, "figures": compare(run, truth), "settle": settled, "fault_s": round(faulted, 1)}
+    figures = compare(run, truth)
+    return {"run": run, "figures": figures, "settle": settled, "fault_s": round(faulted, 1), "stall_s": run.stall}
 
 
 async def faults(run: Run) -> None:
@@ -186,7 +188,25 @@ async def settle(run: Run) -> dict[str, Any]:
         "seconds": round(time.monotonic() - started, 1),
         "all sends acknowledged": acked,
         "sockets behind at the end": behind(run, truth) if truth else [c.name for c in run.clients],
+        "sends unacknowledged at the end": unacknowledged(run, truth),
     }
+
+
+def unacknowledged(run: Run, truth: Truth | None) -> list[dict[str, Any]]:
+    """Sends whose echo never came back to their socket (stored or not), for the report."""
+    stored = {r.client_id: r.id for r in truth.live.values()} if truth else {}
+    now = time.time()
+    return [
+        {
+            "socket": c.name,
+            "ClientId": o.client_id,
+            "attempts": o.attempts,
+            "age_s": round(now - o.created, 1),
+            "stored as": stored.get(o.client_id),
+        }
+        for c in run.clients
+        for o in c.pending.values()
+    ]
 
 
 def behind(run: Run, truth: Truth) -> list[str]:
@@ -229,9 +249,17 @@ def summary(result: dict[str, Any], config: Config, elapsed: float) -> dict[str,
         "clients": stats,
         "settle": result["settle"],
         "fault_seconds": result["fault_s"],
+        "stall_s": round(result["stall_s"], 2),
+        "slowest acknowledgements": slowest(run),
         "total_seconds": round(elapsed, 1),
         "commit": _commit(),
     }
+
+
+def slowest(run: Run) -> list[dict[str, Any]]:
+    """The sends whose echo took longest to come back (to read a run's figures with)."""
+    acked = sorted((o for o in run.outgoing.values() if o.acked_at), key=lambda o: o.created - o.acked_at)
+    return [{"ClientId": o.client_id, "s": round(o.acked_at - o.created, 2), "attempts": o.attempts} for o in acked[:5]]
 
 
 def _commit() -> str:
@@ -268,8 +296,11 @@ def print_report(report: dict[str, Any]) -> None:
         for example in examples:
             print(f"[chaos] {kind}: {example}")
     settle = report["settle"]
-    behind = settle["sockets behind at the end"]
-    print(f"\n[chaos] settled in {settle['seconds']} s; sockets behind at the end: {len(behind)} {behind[:5]}")
+    behind, unacked = settle["sockets behind at the end"], settle["sends unacknowledged at the end"]
+    print(
+        f"\n[chaos] settled in {settle['seconds']} s; sockets behind at the end: {len(behind)} {behind[:5]}; "
+        f"sends unacknowledged: {len(unacked)} {unacked[:3]}; longest event-loop stall {report['stall_s']} s"
+    )
     verdict = "FAIL: " + ", ".join(k for k in FAILURES if figures[k]) if failed(report) else "OK: 0 in every column"
     print(f"[chaos] {verdict} ({report['total_seconds']} s in all)")
 

@@ -35,6 +35,7 @@ class Outgoing:
     created: float = field(default_factory=time.time)
     attempts: int = 0
     acked_id: int | None = None
+    acked_at: float | None = None
     refused: str | None = None  # the error code it was given up on
 
     def frame(self) -> str:
@@ -234,7 +235,8 @@ class Client:
         self.cursor_id = max(self.cursor_id, message_id)
         client_id = frame.get("ClientId")
         if client_id in self.pending and frame["From"] == self.username:
-            self.pending.pop(client_id).acked_id = message_id
+            outgoing = self.pending.pop(client_id)
+            outgoing.acked_id, outgoing.acked_at = message_id, time.time()
         if message_id in self.removed and (not self.seq_mode or self.removed[message_id] >= seq):
             return  # a late frame of a removed message
         if not history and frame["Chat"] == "Group" and seq <= self.left_seq.get(frame["To"], -1):

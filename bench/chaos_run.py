@@ -53,6 +53,7 @@ class Run:
         self.faults: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.stopping = asyncio.Event()
+        self.stall = 0.0
         self._numbers = itertools.count(1)
         self.clients = self._make_clients()
         self.by_user: dict[str, list[Client]] = {}
@@ -106,11 +107,12 @@ class Run:
         return [c for c in pool if c.ready]
 
     async def send_loop(self) -> None:
-        """`rate` sends a second in all, each by a random connected client, paced by the clock."""
+        """`rate` sends a second in all, each by a random connected client, paced by the clock
+        (after a stall of this process, it catches up)."""
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while not self.stopping.is_set():
-            next_at = max(next_at + 1 / self.config.rate, loop.time() - 1)  # no burst after a stall
+            next_at += 1 / self.config.rate
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             ready = self.ready_clients()
             if ready:
@@ -212,6 +214,15 @@ class Run:
                 self.faults["failed restarts"] += 1
         if not service.alive():
             raise RuntimeError(f"{service} would not start again")
+
+    async def watch_stalls(self) -> None:
+        """The longest time this process's event loop did not run (a busy machine): a stall
+        delays every client at once, which the figures should be read with."""
+        loop = asyncio.get_running_loop()
+        while not self.stopping.is_set():
+            before = loop.time()
+            await asyncio.sleep(0.1)
+            self.stall = max(self.stall, loop.time() - before - 0.1)
 
     # ---- the end -----------------------------------------------------------------------------
 
