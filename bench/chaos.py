@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         kills=max(2, round(seconds / 25)) if "kills" in chosen else 0,
         redis_restarts=max(1, round(seconds / 60)) if "redis" in chosen else 0,
         faults=chosen,
-        settle_timeout=15 if args.quick else 30,
+        settle_timeout=30 if args.quick else 60,
     )
     return config, args
 
@@ -211,8 +211,14 @@ def unacknowledged(run: Run, truth: Truth | None) -> list[dict[str, Any]]:
 
 def behind(run: Run, truth: Truth) -> list[str]:
     """Sockets that have not caught up with `truth`: `Synced` below its last `Seq`, or (without
-    `Seq`) highest `Id` seen below the newest message their user may read."""
-    return [c.name for c in run.clients if not c.caught_up(seq=truth.seq, last_id=truth.last_id.get(c.username, 0))]
+    `Seq`) highest `Id` seen below the newest message their user may read; with their cursor."""
+    late = []
+    for c in run.clients:
+        target = truth.last_id.get(c.username, 0)
+        if not c.caught_up(seq=truth.seq, last_id=target):
+            cursor, goal = (c.cursor_seq, truth.seq) if c.seq_mode else (c.cursor_id, target)
+            late.append(f"{c.name} at {cursor} of {goal}" + ("" if c.ready else " (not connected)"))
+    return late
 
 
 async def close_clients(run: Run, tasks: list[asyncio.Task]) -> None:
