@@ -1,5 +1,5 @@
 """`make chaos`: many clients, two server processes, faults all along; then does every client
-hold exactly what a fresh load shows? (issue 13; bench/README.md, "Chaos test")
+hold exactly what a fresh load shows? (issue 13; bench/README.md, "Chaos test (`make chaos`)")
 
 Set-up: a private redis-server on a free port (no persistence: a restart forgets everything), a
 fresh PostgreSQL database (`--database`, dropped at the end), `manage.py migrate`, users,
@@ -39,7 +39,8 @@ and the database is read straight (bench/chaos_check.py). The columns:
   leaked         message frames a socket got that its user may not read: a private message
                  between two others, or a group message of a group its user was never a
                  member of during the run
-  stale          messages a socket still holds that were removed
+  stale          messages a socket still holds that were removed, in a conversation a fresh
+                 load shows its user (a group it left is not shown, and no `Removed` reaches it)
 
 Exit status 0 when lost, duplicated, never stored, leaked and stale are all 0; 1 otherwise;
 2 when the run itself failed. Everything it started is stopped, and its database dropped,
