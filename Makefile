@@ -8,7 +8,7 @@ PORT ?= 8000
 # oversized message gets a clear error instead of a dead socket.
 WS_MAX := 16777216
 
-.PHONY: run test test-postgres screenshots setup browser-deps clean bench
+.PHONY: run test test-postgres screenshots setup browser-deps clean bench chaos
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,13 @@ test-postgres: setup
 bench: setup
 	$(PY) -m pip install -q -r requirements-bench.txt
 	$(PY) -m bench.run
+
+# Chaos test of bench/README.md: its own Redis, a fresh PostgreSQL database (CHAOS_DATABASE), two
+# Daphne processes, ~20 clients and faults for CHAOS_SECONDS; prints what was lost (about 3 minutes).
+CHAOS_SECONDS ?= 150
+CHAOS_DATABASE ?= chaos
+chaos: setup
+	$(PY) -m bench.chaos --seconds $(CHAOS_SECONDS) --database $(CHAOS_DATABASE) --json bench/results/chaos.json
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3* test_db.sqlite3*
