@@ -27,13 +27,14 @@ run: setup
 		chatsite.asgi:application
 
 # Debian's Chromium (a Playwright browser download cannot work here) and a colour emoji font
-# for the browser tests.
+# for the browser tests; redis-server, of which the chaos test starts a private copy.
 browser-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1; then \
-		echo "Installing chromium and fonts-noto-color-emoji with apt-get"; \
+	@if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 \
+			|| ! test -x /usr/bin/redis-server; then \
+		echo "Installing chromium, fonts-noto-color-emoji and redis-server with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q && \
-		$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium fonts-noto-color-emoji; \
+		$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium fonts-noto-color-emoji redis-server; \
 	fi
 
 test: setup browser-deps

@@ -136,19 +136,13 @@ class Run:
             self.faults["socket drops"] += 1
 
     async def remove_some(self) -> None:
-        """A moderator removes 1-3 random messages, through the one write path, from this process.
-
-        Only messages acknowledged at their first attempt: a resend still on its way when the
-        first copy is removed is stored again (the tombstone does not keep the `ClientId`), which
-        would count as a duplicate of a race this run is not about."""
+        """A moderator removes 1-3 random acknowledged messages, through the one write path, from
+        this process. A resend still on its way meanwhile is refused (`conflict`): the tombstone
+        keeps the `ClientId`, so a removed message is never stored again."""
         from messaging.actions import messages_remove
         from messaging.events import run_action
 
-        acked = [
-            o
-            for o in self.outgoing.values()
-            if o.acked_id and o.attempts == 1 and o.client_id not in self.removed_client_ids
-        ]
+        acked = [o for o in self.outgoing.values() if o.acked_id and o.client_id not in self.removed_client_ids]
         if not acked:
             return
         chosen = self.rng.sample(acked, k=min(len(acked), self.rng.randint(1, 3)))

@@ -156,12 +156,15 @@ class CatchUp:
         hub = self.hub
         sockets = [s for s in hub.groups_of if getattr(s, "user", None) is not None and not s.closed]
         if sockets:
-            epoch = self.epoch
-            groups, rows = await database_sync_to_async(selectors.sweep_read)(
-                user_ids=sorted({sock.user.pk for sock in sockets}), after=self.swept, upto=upto
-            )
-            if epoch != self.epoch:
-                return  # an instruction moved someone meanwhile: that read may be stale; next time
+            for _attempt in range(3):
+                epoch = self.epoch
+                groups, rows = await database_sync_to_async(selectors.sweep_read)(
+                    user_ids=sorted({sock.user.pk for sock in sockets}), after=self.swept, upto=upto
+                )
+                if epoch == self.epoch:
+                    break
+            else:  # instructions kept moving people meanwhile: that read may be stale; next time
+                return
             joined = await self._reconcile(sockets, groups)
             await self._deliver_missing(rows)
             for sock, layer_group in joined:

@@ -12,10 +12,7 @@ import pytest
 from bench.chaos_services import REDIS_SERVER, ROOT
 from tests.conftest import require_service
 
-pytestmark = [
-    pytest.mark.services,
-    pytest.mark.xfail(reason="resume by Seq not landed yet", strict=False),
-]
+pytestmark = pytest.mark.services
 DATABASE = os.environ.get("CHAOS_DATABASE", "chaos_ci")
 
 
