@@ -23,7 +23,7 @@ from accounts.models import UserSession
 from groups.models import ChatGroup
 from messaging.models import Message
 from messaging.protocol import CLOSE_POLICY, CLOSE_SESSION_ENDED
-from tests.conftest import make_user
+from tests.conftest import eventually, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,8 +138,7 @@ async def test_a_send_after_the_session_expired_is_refused_and_closes(connect, a
     soon = timezone.now() + timedelta(seconds=1)
     await database_sync_to_async(Session.objects.filter(pk=key_of(client)).update)(expire_date=soon)
     a = await connect(alice, session=key_of(client))
-    while timezone.now() <= soon:  # wait for the expiry itself
-        await asyncio.sleep(0.05)
+    await eventually(lambda: timezone.now() > soon)  # the expiry itself
     await a.send({"Type": "Send", "Chat": "Private", "To": "bob", "Content": "too late"})
     assert await closed_with(a) == CLOSE_SESSION_ENDED
     assert not await database_sync_to_async(Message.objects.exists)()
