@@ -83,7 +83,7 @@ def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
     """
     from groups import actions as group_actions
     from groups.models import ChatGroup
-    from messaging.actions import messages_announce_removed
+    from messaging.actions import messages_tombstone
     from messaging.models import Message
 
     if not actor.has_perm("auth.delete_user"):
@@ -97,7 +97,7 @@ def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
         for group in ChatGroup.objects.filter(members=user).exclude(owner=user):
             group_actions.group_member_remove(user=user, group=group)
         mine = Message.objects.filter(Q(sender=user) | Q(recipient=user))
-        messages_announce_removed(mine.only("id", "group_id", "sender_id", "recipient_id").iterator())
+        messages_tombstone(mine.only("id", "group_id", "sender_id", "recipient_id").iterator(), by=actor.username)
         sessions_end(user=user)
         audit_record(actor=actor, action="delete user", target=f"user {user.username}", reason=reason)
         user.delete()

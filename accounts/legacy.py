@@ -364,7 +364,7 @@ def _image_accepted(row: LegacyMessage, pictures: _Pictures, report: ImportRepor
 
 def _save(batch: list[Message], *, newest: _Newest, pictures: _Pictures, report: ImportReport) -> None:
     with _keeping_times():
-        Message.objects.bulk_create(batch)
+        Message.objects.bulk_create(batch)  # each takes its `seq` there
     for message in batch:
         newest.note(message)
         if message.is_image:

@@ -181,6 +181,9 @@ WHITENOISE_USE_FINDERS = True
 # Chat limits.
 CHAT_MAX_TEXT_LENGTH = envint("CHAT_MAX_TEXT_LENGTH", 10_000)
 CHAT_HISTORY_PAGE = 50
+# A resume (`Connect` with `Seq`) replays at most this many changes; further behind, `State`
+# says `Reset` and the client loads its conversations again.
+CHAT_REPLAY_MAX = envint("CHAT_REPLAY_MAX", 5000)
 CHAT_RATE_PER_SECOND = envint("CHAT_RATE_PER_SECOND", 20)
 CHAT_RATE_BURST = envint("CHAT_RATE_BURST", 40)
 # The same for all of one user's sockets together (in each server process), so that many

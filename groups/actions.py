@@ -20,13 +20,19 @@ from groups.names import clean_group_name
 from groups.selectors import group_get, group_summary, groups_with_members
 from messaging import events
 from messaging.protocol import group_frame
+from messaging.seq import seq_take
 
 
-def _announce(group: ChatGroup, *, event: str, user: AbstractBaseUser, **instructions) -> None:
+def _announce(group: ChatGroup, *, event: str, user: AbstractBaseUser, seq: int, **instructions) -> None:
     group = groups_with_members().get(pk=group.pk) if event != "Deleted" else group
     summary = group_summary(group)
     frame = group_frame(
-        event=event, name=summary["Name"], owner=summary["Owner"], members=summary["Members"], user=user.username
+        event=event,
+        name=summary["Name"],
+        owner=summary["Owner"],
+        members=summary["Members"],
+        user=user.username,
+        seq=seq,
     )
     events.publish(events.EVERYONE, frame, **instructions)
 
@@ -50,10 +56,11 @@ def group_create(*, owner: AbstractBaseUser, name: str, member_usernames: list[s
         raise ChatError("not_found", "No such user: " + ", ".join(sorted(missing)) + ".")
     try:
         with transaction.atomic():
+            seq = seq_take()
             group = ChatGroup.objects.create(name=name, owner=owner)
-            group.members.add(owner, *members)
+            group.members.add(owner, *members, through_defaults={"seq": seq})
             events.publish([events.user_group(m.pk) for m in (owner, *members)], subscribe=group.layer_group)
-            _announce(group, event="Created", user=owner)
+            _announce(group, event="Created", user=owner, seq=seq)
     except IntegrityError:  # created by someone else since the check
         _refuse_look_alike(name)
         raise ChatError("conflict", f"A group named '{name}' already exists.") from None
@@ -83,10 +90,11 @@ def group_join(*, user: AbstractBaseUser, group: ChatGroup | str) -> bool:
         if group.members.filter(pk=user.pk).exists():
             return False  # opening a group one is in: free, and allowed while muted
         group_move_check(user=user, joining=True)
-        group.members.add(user)
+        seq = seq_take()
+        group.members.add(user, through_defaults={"seq": seq})
         _mark_read_to_latest(group, [user])
         events.publish(events.user_group(user.pk), subscribe=group.layer_group)
-        _announce(group, event="Joined", user=user)
+        _announce(group, event="Joined", user=user, seq=seq)
     return True
 
 
@@ -104,9 +112,10 @@ def group_member_remove(*, user: AbstractBaseUser, group: ChatGroup) -> None:
     with transaction.atomic():
         if not group.members.filter(pk=user.pk).exists():
             raise ChatError("not_found", f"You are not a member of '{group.name}'.")
+        seq = seq_take()
         group.members.remove(user)
         events.publish(events.user_group(user.pk), unsubscribe=group.layer_group)
-        _announce(group, event="Left", user=user)
+        _announce(group, event="Left", user=user, seq=seq)
 
 
 def group_delete(*, user: AbstractBaseUser, group: ChatGroup | str, reason: str = "") -> None:
@@ -122,7 +131,8 @@ def group_delete(*, user: AbstractBaseUser, group: ChatGroup | str, reason: str 
         if moderated or reason:
             audit_record(actor=user, action="delete group", target=f"group {group.name}", reason=reason)
         # The frame is built (members included) before the rows go.
-        _announce(groups_with_members().get(pk=group.pk), event="Deleted", user=user, unsubscribe=group.layer_group)
+        members = groups_with_members().get(pk=group.pk)
+        _announce(members, event="Deleted", user=user, seq=seq_take(), unsubscribe=group.layer_group)
         group.delete()
 
 

@@ -13,7 +13,9 @@ class ChatGroup(models.Model):
     # refused. Null only for a group that already collided when the column was added.
     name_key = models.CharField(max_length=255, unique=True, null=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_groups")
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="chat_groups", blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="chat_groups", blank=True
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -42,5 +44,27 @@ class ChatGroup(models.Model):
         return layer_group_for(self.pk)
 
 
+class Membership(models.Model):
+    """One member of one group (the table Django made for `members` before it had a model)."""
+
+    id = models.AutoField(primary_key=True)
+    chatgroup = models.ForeignKey(ChatGroup, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    # The change cursor (messaging.seq) of the join; 0 for members from before there was one.
+    seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "groups_chatgroup_members"
+        unique_together = [("chatgroup", "user")]  # as Django made it
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.chatgroup_id}"
+
+
 def layer_group_for(group_id: int) -> str:
     return f"chat.group.{group_id}"
+
+
+def group_id_of(layer_group: str) -> int:
+    """The id in a `layer_group_for` name."""
+    return int(layer_group.rsplit(".", 1)[1])

@@ -22,13 +22,14 @@ from chatsite.names import has_visible
 from groups.models import ChatGroup, layer_group_for
 from messaging import events
 from messaging.images import ProcessedImage, decode_data_url, process_image
-from messaging.models import Connection, Image, Message, ReadMarker, Report
+from messaging.models import Connection, Image, Message, ReadMarker, Report, Tombstone
 from messaging.protocol import GROUP, message_to_frame, presence_frame, read_frame, removed_frame
 from messaging.selectors import (
     conversation_get,
     message_list_readable,
     send_target,
 )
+from messaging.seq import seq_take
 
 
 def _validate_text(content: str) -> str:
@@ -40,9 +41,19 @@ def _validate_text(content: str) -> str:
 
 
 def message_send(
-    *, sender: AbstractBaseUser, chat: str, to: str, content: str, is_image: bool = False, client_id: str | None = None
+    *,
+    sender: AbstractBaseUser,
+    chat: str,
+    to: str,
+    content: str,
+    is_image: bool = False,
+    client_id: str | None = None,
+    seq: int | None = None,
 ) -> tuple[Message, bool]:
     """Store a message and fan it out on commit. Returns (message, created).
+
+    Its `seq` is taken in its transaction, unless the caller took it already in the one this
+    runs in (messaging.writer: one range for a whole batch).
 
     With a `client_id` this user already used, nothing is stored or published: the
     stored message is returned with created=False, so the caller re-sends its echo. For
@@ -67,6 +78,7 @@ def message_send(
                 text=text,
                 is_image=is_image,
                 client_id=client_id or None,
+                seq=seq if seq is not None else seq_take(),
             )
             if picture is not None:
                 image_store(message=message, picture=picture)
@@ -106,9 +118,10 @@ def _find_by_client_id(sender: AbstractBaseUser, client_id: str) -> Message | No
 def _publish_message(message: Message) -> None:
     frame = message_to_frame(message)
     if message.group_id is not None:
-        events.publish(message.group.layer_group, frame)
+        events.publish(message.group.layer_group, frame, seq=message.seq)
         return
-    events.publish([events.user_group(message.sender_id), events.user_group(message.recipient_id)], frame)
+    targets = [events.user_group(message.sender_id), events.user_group(message.recipient_id)]
+    events.publish(targets, frame, seq=message.seq)
 
 
 def conversation_read(*, user: AbstractBaseUser, chat: str, to: str, message_id: int, skip_channel: str = "") -> int:
@@ -126,9 +139,8 @@ def conversation_read(*, user: AbstractBaseUser, chat: str, to: str, message_id:
         if message_id > marker.last_read_id:
             marker.last_read_id = message_id
             marker.save(update_fields=["last_read_id"])
-        events.publish(
-            events.user_group(user.pk), read_frame(chat=chat, to=to, id=marker.last_read_id), skip=skip_channel
-        )
+        frame = read_frame(chat=chat, to=to, id=marker.last_read_id, seq=seq_take())
+        events.publish(events.user_group(user.pk), frame, skip=skip_channel)
     return marker.last_read_id
 
 
@@ -176,7 +188,8 @@ def presence_reset() -> int:
 
 
 def messages_remove(*, actor: AbstractBaseUser, message_ids: list[int], reason: str = "") -> int:
-    """Delete messages (images included); they vanish from every open client (`Removed`)."""
+    """Remove messages: their rows (text, image) go at once, a tombstone each stays, and they
+    vanish from every open client (`Removed`) and from every client that resumes later."""
     moderator_require(actor)
     with transaction.atomic():
         messages = list(Message.objects.filter(pk__in=message_ids).select_related("sender"))
@@ -187,29 +200,46 @@ def messages_remove(*, actor: AbstractBaseUser, message_ids: list[int], reason: 
                 reason=reason,
                 target=f"message {message.pk} by {message.sender.username}: {message.text[:200]}",
             )
-        messages_announce_removed(messages)
-        Message.objects.filter(pk__in=[m.pk for m in messages]).delete()
+        if messages:
+            messages_tombstone(messages, by=actor.username)
+            Message.objects.filter(pk__in=[m.pk for m in messages]).delete()
     return len(messages)
 
 
 REMOVED_PER_FRAME = 1000
 
 
-def messages_announce_removed(messages: Iterable[Message]) -> None:
-    """`Removed` (on commit) to the sockets of everyone who could read these messages: one
-    frame per conversation's audience, at most REMOVED_PER_FRAME ids each. The caller deletes."""
+def messages_tombstone(messages: Iterable[Message], *, by: str) -> None:
+    """Leave a tombstone for each message, all under one new `Seq`, and announce `Removed`
+    (on commit) to the sockets of everyone who could read them: one frame per conversation's
+    audience, at most REMOVED_PER_FRAME ids each. In the caller's transaction; the caller
+    deletes the rows."""
+    seq = seq_take()
     audiences: dict[str, list[int]] = {}
+    tombstones = []
     for message in messages:
+        tombstones.append(
+            Tombstone(
+                message_id=message.pk,
+                seq=seq,
+                group_id=message.group_id,
+                sender_id=message.sender_id,
+                recipient_id=message.recipient_id,
+                removed_by=by,
+            )
+        )
         if message.group_id is not None:
             targets = [layer_group_for(message.group_id)]
         else:
             targets = [events.user_group(message.sender_id), events.user_group(message.recipient_id)]
         for target in targets:
             audiences.setdefault(target, []).append(message.pk)
+    Tombstone.objects.bulk_create(tombstones, batch_size=500, ignore_conflicts=True)
     for target, ids in audiences.items():
         ids.sort()
         for start in range(0, len(ids), REMOVED_PER_FRAME):
-            events.publish(target, removed_frame(ids=ids[start : start + REMOVED_PER_FRAME]))
+            frame = removed_frame(ids=ids[start : start + REMOVED_PER_FRAME], seq=seq, by=by)
+            events.publish(target, frame, seq=seq)
 
 
 def report_create(*, reporter: AbstractBaseUser, message_id: int, reason: str = "") -> Report:

@@ -35,6 +35,7 @@ from messaging.writer import get_writer
 log = logging.getLogger(__name__)
 # A replay waits while more than this is written but not yet taken by the peer.
 REPLAY_BACKLOG = 1 << 20
+REPLAY_BATCH = 500
 # Which close wins when several come while a socket opens: a ban, then an ended session.
 _CLOSE_RANK = {protocol.CLOSE_RESYNC: 0, protocol.CLOSE_SESSION_ENDED: 1, protocol.CLOSE_POLICY: 2}
 
@@ -179,11 +180,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # ---- client commands ----------------------------------------------------------
 
     async def on_connect(self, command: protocol.Connect) -> None:
-        """`State`, then everything after `Since`, a batch per query, each batch only once the
-        last has left: a reader that does not read holds at most a batch or two in memory. The
-        receive loop handles one frame at a time, so one socket runs at most one replay."""
-        state = await database_sync_to_async(selectors.state_for)(user=self.user)
+        """`State`, then the replay: every change after `Seq` (then `Synced`), or every new
+        message after `Since`. A batch per query, each only once the last has left: a reader
+        that does not read holds at most a batch or two in memory. The receive loop handles one
+        frame at a time, so one socket runs at most one replay.
+
+        The socket has been in the hub since its handshake, so whatever commits after `State`'s
+        `Seq` reaches it live (or through the hub's sweep): the replay stops at that `Seq`."""
+        state = await database_sync_to_async(selectors.state_for)(user=self.user, resume_after=command.seq)
+        self.hub.catchup.hold(self, command.seq if command.seq is not None else state["seq"], ready=False)
         await self._send_frame(protocol.state_frame(**state))
+        if command.seq is not None and not state["reset"]:
+            if not await self._replay_changes(after=command.seq, upto=state["seq"]):
+                return
+        if command.seq is not None:
+            await self._send_frame(protocol.synced_frame(seq=state["seq"]))
+        self.hub.catchup.hold(self, state["seq"], ready=True)
         after = command.since
         while after is not None:
             batch = await database_sync_to_async(selectors.message_list_after)(user=self.user, after=after)
@@ -192,6 +204,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             after = batch[-1].pk if batch else None
             if after is not None and not await self._drained():
                 return
+
+    async def _replay_changes(self, *, after: int, upto: int) -> bool:
+        """Every change the user may see with `after < Seq <= upto`; False if the peer left."""
+        cursor = (after, 0)
+        while True:
+            batch = await database_sync_to_async(selectors.change_list)(
+                user=self.user, after=cursor, upto=upto, limit=REPLAY_BATCH
+            )
+            for frame in protocol.change_frames(batch):
+                await self._send_frame(frame)
+            if len(batch) < REPLAY_BATCH:
+                return True
+            cursor = (batch[-1].seq, batch[-1].pk)
+            if not await self._drained():
+                return False
 
     async def _drained(self) -> bool:
         """Wait until what was written has mostly left (under Daphne); False if the peer left."""
@@ -286,10 +313,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:  # the socket went away mid-fan-out: the others still get theirs
             log.debug("send to a closing socket failed", exc_info=True)
             self.closed = True
-
-    async def close_to_resync(self) -> None:
-        """The hub may have missed events: close so the client reconnects with `Since`."""
-        await self.close_for(protocol.CLOSE_RESYNC)
 
     async def close_for(self, code: int) -> None:
         if self.early is not None:  # still opening: connect() refuses the handshake instead

@@ -49,11 +49,14 @@ def publish(layer_groups: str | Iterable[str], frame: dict | None = None, **inst
 
     def fire() -> None:
         pending = _collector.get()
-        for target, message in messages:
-            if pending is not None:
-                pending.append((target, message))
-            else:
+        if pending is not None:
+            pending.extend(messages)
+            return
+        for target, message in messages:  # committed already: a failure must not undo the caller
+            try:
                 async_to_sync(get_channel_layer().group_send)(target, message)
+            except Exception as error:
+                _publish_failed(target, error)
 
     transaction.on_commit(fire)
 
@@ -104,13 +107,33 @@ async def run_action(fn: Callable[..., T], /, *, pool: bool = False, **kwargs: A
 async def publish_collected(pending: list[Event]) -> None:
     """Send events collected from committed transactions (`collecting`) to the channel layer.
 
-    What was committed stands even if the layer fails: the failure is logged, not raised, and
-    the sockets that missed it catch up (the hubs' heartbeat gap, then `Since`).
+    What was committed stands even if the layer fails: the failure is logged (once an outage),
+    not raised, and every hub's sweep delivers what it never received from the database
+    (messaging.catchup), so a failed publish delays an event by a few seconds, never drops it.
     """
     if pending:
         layer = get_channel_layer()
         for layer_group, message in pending:
             try:
                 await layer.group_send(layer_group, message)
-            except Exception:
-                log.exception("publishing to %s failed", layer_group)
+            except Exception as error:
+                _publish_failed(layer_group, error)
+                continue
+            _publish_works()
+
+
+_failing = False
+
+
+def _publish_failed(layer_group: str, error: BaseException) -> None:
+    global _failing
+    if not _failing:
+        _failing = True
+        log.warning("publishing to %s failed (%r); the hubs' sweep delivers it from the database", layer_group, error)
+
+
+def _publish_works() -> None:
+    global _failing
+    if _failing:
+        _failing = False
+        log.warning("publishing to the channel layer works again")

@@ -13,13 +13,13 @@ sockets of this group), `close` (a close code: a ban, a session that ended) and 
 socket, the sender of a `Read`).
 
 Layer group sends are at most once (a full channel drops what it cannot hold; a channel whose
-messages wait longer than the layer's `expiry` is dropped from its groups). So the hub
-sends itself a numbered heartbeat through the layer every second. Beats are late, never
-reordered, when the hub is busy; a missing number means events may have been lost (or a beat
-could not be sent at all), and every local socket is closed with 4012. No beat at all for
-`SILENCE_LIMIT` means the layer may have dropped this process from its groups: the hub joins
-them again, then does the same. Clients reconnect at once and replay with `Since`, and
-`State` gives them presence and groups afresh: a gap costs a reconnect, not missed messages.
+messages wait longer than the layer's `expiry` is dropped from its groups; Redis forgets every
+membership when it restarts). What the layer loses, the hub's sweep (messaging.catchup) finds
+in the database and delivers. The hub also sends itself a numbered heartbeat through the layer
+every second: a missing number shows that events were lost (the sockets' sessions are checked
+at once, for a lost logout or ban), and beats that stop coming back mean the layer dropped
+this process from its groups: the watchdog joins every one of them again, with back-off, until
+beats return. Nothing turns the watchdog off.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from chatsite.fastwrite import Frame
+from messaging.catchup import CatchUp
 from messaging.protocol import CLOSE_POLICY
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,12 @@ log = logging.getLogger(__name__)
 # lives longer than that, so it renews its memberships well before.
 RENEW_EVERY = 3600
 HEARTBEAT_EVERY = 1.0
-# No beat at all for this long: rejoin the groups and resync. Well under the layers' 60 s
-# expiry, and long enough that a hub merely behind under load is not taken for deaf.
-SILENCE_LIMIT = 20.0
+# This many beats sent and not come back: the layer may have dropped this process from its
+# groups (a Redis restart): join them all again, then again after REJOIN_BACKOFF_MIN doubling up
+# to REJOIN_BACKOFF_MAX while beats stay away. (A hub merely busy is late by a beat or two.)
+BEATS_LATE = 3
+REJOIN_BACKOFF_MIN = 1.0
+REJOIN_BACKOFF_MAX = 30.0
 # A failing layer receive is retried after 50 ms, doubling up to 5 s: no busy loop while Redis is down.
 RECEIVE_BACKOFF_MIN = 0.05
 RECEIVE_BACKOFF_MAX = 5.0
@@ -52,6 +56,8 @@ RECEIVE_BACKOFF_MAX = 5.0
 
 class LocalSocket(Protocol):
     socket_id: str
+    user: Any  # its user (absent on test doubles that stand for no one)
+    closed: bool
 
     def deliver_now(self, frame: Frame) -> bool:
         """Write the frame at once if the socket can (see chatsite.fastwrite); False if not."""
@@ -60,8 +66,6 @@ class LocalSocket(Protocol):
 
     async def close_for(self, code: int) -> None:
         """Close the socket with a WebSocket close code (messaging.protocol CLOSE_*)."""
-
-    async def close_to_resync(self) -> None: ...
 
 
 class Hub:
@@ -80,21 +84,28 @@ class Hub:
         self._beats_sent = 0
         self._beat_seen = 0
         self._beat_seen_at = 0.0
-        self._silent = False
-        self.resyncs = 0
+        self.gaps = 0  # heartbeat gaps seen: events were lost on the way (the sweep delivers them)
+        self.deaf = False  # beats stopped coming back: rejoining the layer groups with back-off
+        self.rejoins = 0
+        self._rejoin_delay = REJOIN_BACKOFF_MIN
+        self._next_rejoin = 0.0
+        self._rejoin_now = False
         self.layer_ok = True  # False while the layer's receive fails (for a health check)
+        self.catchup = CatchUp(self)
 
     async def start(self) -> None:
         async with self._start_lock:
             if not self.channel:
                 channel = await self.layer.new_channel("hub.")
                 await self.layer.group_add(self.heartbeat_group, channel)  # a failure: the next start() retries
+                await self.catchup.start()
                 self.channel, self._beat_seen_at = channel, time.monotonic()
                 self._tasks = [
                     asyncio.create_task(self._receive_loop()),
                     asyncio.create_task(self._renew_loop()),
                     asyncio.create_task(self._heartbeat_loop()),
                     asyncio.create_task(self._session_loop()),
+                    asyncio.create_task(self.catchup.run()),
                 ]
 
     def new_socket_id(self) -> str:
@@ -146,6 +157,7 @@ class Hub:
         async with self._lock:
             self._gone.add(sock)
             self._opening.pop(sock, None)
+            self.catchup.forget(sock)
             for group in list(self.groups_of.get(sock, ())):
                 await self._leave_locked(sock, group)
             self.groups_of.pop(sock, None)
@@ -157,14 +169,19 @@ class Hub:
         if (beat := event.get("heartbeat")) is not None:
             await self._heartbeat(beat)
             return
-        targets = list(self.members.get(event.get("group", ""), ()))
+        group = event.get("group", "")
+        if (seq := event.get("seq")) is not None:
+            self.catchup.saw(seq, group)
+        targets = list(self.members.get(group, ()))
         if not targets:
             return
         if name := event.get("subscribe"):
             for sock in targets:
                 self._settle(sock, name)
                 await self.join(sock, name)
+                self.catchup.joined(sock, name)
         if name := event.get("unsubscribe"):
+            self.catchup.left()
             for sock in targets:
                 self._settle(sock, name)
                 await self.leave(sock, name)
@@ -199,7 +216,8 @@ class Hub:
                 continue
             if not self.layer_ok:
                 self.layer_ok, delay = True, 0.0
-                log.warning("hub: the channel layer answers again")  # the heartbeat gap resyncs
+                log.warning("hub: the channel layer answers again; joining every layer group again")
+                self._rejoin_now = True  # a restarted Redis forgot them all
             try:
                 await self.dispatch(event)
             except Exception:  # one bad event must not stop delivery for the whole process
@@ -211,59 +229,76 @@ class Hub:
         if beat <= self._beat_seen:  # a repeat or a stale beat says nothing new
             return
         lost = beat - self._beat_seen - 1
-        self._beat_seen, self._beat_seen_at, self._silent = beat, time.monotonic(), False
+        self._beat_seen, self._beat_seen_at = beat, time.monotonic()
         if lost:
-            await self.resync(f"{lost} heartbeat(s) before {beat} never arrived")
+            # Events may be lost with them: the sweep delivers those from the database. A lost
+            # `close` (a logout, a ban) is found by checking every socket's session now.
+            self.gaps += 1
+            log.warning("hub: %d heartbeat(s) before %d never arrived; checking sessions, sweeping", lost, beat)
+            asyncio.create_task(self._check_sessions())
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_EVERY)
-            if not self._silent and time.monotonic() - self._beat_seen_at > SILENCE_LIMIT:
-                # No beat at all: the layer may have dropped this process from its groups (the
-                # in-memory and Redis core layers evict a channel whose messages expired).
-                self._silent = True  # once per silence
-                await self._rejoin()
-                self._beat_seen = self._beats_sent  # the beats lost so far are answered here
-                await self.resync(f"no heartbeat for {SILENCE_LIMIT:g} s")
+            await self._watchdog()
             # Numbered before it is sent: a beat that cannot be sent (Redis down) is a gap too.
             self._beats_sent += 1
             message = {"type": "chat.event", "group": self.heartbeat_group, "heartbeat": self._beats_sent}
             try:
                 await self.layer.group_send(self.heartbeat_group, message)
             except Exception as error:  # the gap shows when the layer is back
-                log.warning("hub: heartbeat %d not sent: %r", self._beats_sent, error)
+                log.debug("hub: heartbeat %d not sent: %r", self._beats_sent, error)
 
-    async def _rejoin(self) -> None:
-        """Add this process to its layer groups again (group_add is idempotent)."""
+    async def _watchdog(self) -> None:
+        """Beats not coming back: join every layer group again, with back-off, until they do."""
+        overdue = self._beats_sent - self._beat_seen
+        now = time.monotonic()
+        if overdue <= 1 and self.deaf:
+            self.deaf, self._rejoin_delay = False, REJOIN_BACKOFF_MIN
+            log.warning("hub: heartbeats come back again")
+        if overdue <= 1 and not self._rejoin_now:
+            return
+        if self._rejoin_now:  # the layer answers again after failing
+            self._rejoin_now = False
+            await self._rejoin()
+            return
+        if overdue > BEATS_LATE and now >= self._next_rejoin:
+            if not self.deaf:
+                self.deaf = True
+                log.warning("hub: %d heartbeats did not come back; joining every layer group again", overdue)
+            await self._rejoin()
+            self._next_rejoin = now + self._rejoin_delay
+            self._rejoin_delay = min(REJOIN_BACKOFF_MAX, self._rejoin_delay * 2)
+
+    async def _rejoin(self) -> bool:
+        """Add this process to every layer group it holds again (group_add is idempotent)."""
+        self.rejoins += 1
+        failed = 0
         for group in [self.heartbeat_group, *self.members]:
             try:
                 await self.layer.group_add(group, self.channel)
-            except Exception:  # the renewal loop and the next silence try again
-                log.exception("hub: rejoining %s failed", group)
+            except Exception as error:  # the watchdog tries again
+                failed += 1
+                last = error
+        if failed:
+            log.debug("hub: rejoining failed for %d layer group(s): %r", failed, last)
+        return not failed
 
-    async def resync(self, why: str) -> None:
-        """Events may have been lost: every local socket reconnects and catches up."""
-        self.resyncs += 1
-        sockets = list(self.groups_of)
-        log.warning("hub: %s; closing %d local sockets so they reconnect and catch up", why, len(sockets))
-        for sock in sockets:
-            try:
-                await sock.close_to_resync()
-            except Exception:
-                log.exception("hub: closing a socket to resync failed")
+    async def _check_sessions(self) -> None:
+        from messaging.session_watch import sessions_watch
+
+        try:
+            await sessions_watch(list(self.groups_of))
+        except Exception:  # the database may be down: the periodic check tries again
+            log.exception("hub: checking the sockets' sessions failed")
 
     async def _session_loop(self) -> None:
         """Every open socket's session checked again (messaging.session_watch)."""
         from django.conf import settings
 
-        from messaging.session_watch import sessions_watch
-
         while True:
             await asyncio.sleep(settings.CHAT_SESSION_CHECK_SECONDS)
-            try:
-                await sessions_watch(list(self.groups_of))
-            except Exception:  # the database may be down: try again next time
-                log.exception("hub: checking the sockets' sessions failed")
+            await self._check_sessions()
 
     async def _renew_loop(self) -> None:
         while True:

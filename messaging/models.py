@@ -1,10 +1,28 @@
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
+
+
+class MessageQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        """Messages without a `seq` take one each, in one transaction with their rows."""
+        objs = list(objs)
+        unnumbered = [message for message in objs if message.seq is None]
+        if not unnumbered:
+            return super().bulk_create(objs, *args, **kwargs)
+        from messaging.seq import seq_take
+
+        with transaction.atomic():
+            last = seq_take(len(unnumbered))
+            for seq, message in enumerate(unnumbered, start=last - len(unnumbered) + 1):
+                message.seq = seq
+            return super().bulk_create(objs, *args, **kwargs)
 
 
 class Message(models.Model):
     """A chat message, to one user (private) or to one group; exactly one of the two is set."""
+
+    objects = MessageQuerySet.as_manager()
 
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sent_messages")
     recipient = models.ForeignKey(
@@ -17,6 +35,8 @@ class Message(models.Model):
     is_image = models.BooleanField(default=False)
     client_id = models.CharField(max_length=64, null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The change cursor of the message's last change (messaging.seq): what a resume replays by.
+    seq = models.BigIntegerField(db_index=True)
 
     class Meta:
         ordering = ["id"]
@@ -38,6 +58,40 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender_id} -> {self.recipient_id or self.group_id}: {self.text[:40]}"
+
+    def save(self, *args, **kwargs) -> None:
+        """A message saved without a `seq` (the admin, a shell) takes one, in one transaction
+        with its row; the actions hand theirs over (messaging.seq)."""
+        if self.seq is not None:
+            return super().save(*args, **kwargs)
+        from messaging.seq import seq_take
+
+        with transaction.atomic():
+            self.seq = seq_take()
+            super().save(*args, **kwargs)
+
+
+class SeqCounter(models.Model):
+    """The one row holding the last `Seq` handed out (messaging.seq)."""
+
+    value = models.BigIntegerField(default=0)
+
+
+class Tombstone(models.Model):
+    """What is left of a removed message, so that a resume can say `Removed`. Its text and
+    image are gone with its row; this keeps who could see it (ids, no foreign keys to users:
+    a deleted account's messages leave tombstones too) and when it went (`seq`)."""
+
+    message_id = models.BigIntegerField(primary_key=True)
+    seq = models.BigIntegerField(db_index=True)
+    group = models.ForeignKey("groups.ChatGroup", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    sender_id = models.IntegerField(null=True)
+    recipient_id = models.IntegerField(null=True)
+    removed_by = models.CharField(max_length=150, blank=True)
+    removed = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"removed message {self.message_id}"
 
 
 class ReadMarker(models.Model):

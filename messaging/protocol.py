@@ -33,14 +33,16 @@ TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # WebSocket close codes (autobahn, under Daphne, sends only 1000 and 3000-4999).
 CLOSE_SESSION_ENDED = 4001  # logged out, password changed, session expired, account deleted
 CLOSE_POLICY = 4003  # banned or deactivated
-# The hub may have missed events: the client reconnects and replays with `Since`. (1012,
-# "service restart", would say it best.)
+# The server may have missed events for this socket: reconnect and resume with `Seq`. (1012,
+# "service restart", would say it best.) The hubs replay from the database instead, so today
+# nothing sends it; clients must still handle it.
 CLOSE_RESYNC = 4012
 
 
 @dataclass(frozen=True)
 class Connect:
     since: int | None
+    seq: int | None = None  # resume: every change after this `Seq` (messaging.seq)
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,10 @@ def _target(frame: dict, chat: str) -> str:
 
 
 def _parse_connect(frame: dict) -> Connect:
-    return Connect(since=_opt_int(frame, "Since"))
+    since, seq = _opt_int(frame, "Since"), _opt_int(frame, "Seq")
+    if since is not None and seq is not None:
+        raise _bad("Give 'Seq' or 'Since', not both.")
+    return Connect(since=since, seq=seq)
 
 
 def _content(content: str, *, is_image: bool) -> str:
@@ -302,7 +307,16 @@ def format_time(moment: datetime) -> str:
 
 
 def message_frame(
-    *, id: int, sender: str, to: str, chat: str, content: str, is_image: bool, time: datetime, client_id: str | None
+    *,
+    id: int,
+    sender: str,
+    to: str,
+    chat: str,
+    content: str,
+    is_image: bool,
+    time: datetime,
+    client_id: str | None,
+    seq: int | None = None,
 ) -> dict:
     frame = {
         "Type": "Message",
@@ -314,6 +328,8 @@ def message_frame(
         "is_image": int(is_image),
         "Time": format_time(time),
     }
+    if seq is not None:
+        frame["Seq"] = seq
     if client_id:
         frame["ClientId"] = client_id
     return frame
@@ -332,6 +348,7 @@ def message_to_frame(message: Any) -> dict:
         is_image=message.is_image,
         time=message.created,
         client_id=message.client_id,
+        seq=message.seq,
     )
 
 
@@ -343,28 +360,61 @@ def history_frame(*, chat: str, to: str, messages: list[dict], has_more: bool) -
     return {"Type": "History", "Chat": chat, "To": to, "Messages": messages, "HasMore": has_more}
 
 
-def state_frame(*, user: str, users: list[dict], groups: list[dict], last_id: int) -> dict:
-    return {"Type": "State", "User": user, "Users": users, "Groups": groups, "LastId": last_id}
+def state_frame(
+    *, user: str, users: list[dict], groups: list[dict], last_id: int, seq: int, reset: bool = False
+) -> dict:
+    frame = {"Type": "State", "User": user, "Users": users, "Groups": groups, "LastId": last_id, "Seq": seq}
+    if reset:
+        frame["Reset"] = True
+    return frame
+
+
+def synced_frame(*, seq: int) -> dict:
+    return {"Type": "Synced", "Seq": seq}
 
 
 def presence_frame(*, username: str, online: bool) -> dict:
     return {"Type": "Presence", "Username": username, "Online": online}
 
 
-def group_frame(*, event: str, name: str, owner: str, members: list[str], user: str) -> dict:
-    return {"Type": "Group", "Event": event, "Name": name, "Owner": owner, "Members": members, "User": user}
+def group_frame(*, event: str, name: str, owner: str, members: list[str], user: str, seq: int) -> dict:
+    return {
+        "Type": "Group",
+        "Event": event,
+        "Name": name,
+        "Owner": owner,
+        "Members": members,
+        "User": user,
+        "Seq": seq,
+    }
 
 
-def removed_frame(*, ids: list[int]) -> dict:
-    return {"Type": "Removed", "Ids": ids}
+def removed_frame(*, ids: list[int], seq: int, by: str) -> dict:
+    return {"Type": "Removed", "Ids": ids, "Seq": seq, "By": by}
+
+
+def change_frames(changes: list[Any]) -> list[dict]:
+    """Current-state frames of changes by `Seq` (messaging.selectors.change_list): a message's
+    `Message`; for tombstones (they have `removed_by`) one `Removed` per removal."""
+    frames: list[dict] = []
+    for change in changes:
+        if getattr(change, "removed_by", None) is None:
+            frames.append(message_to_frame(change))
+            continue
+        last = frames[-1] if frames else None
+        if last and last["Type"] == "Removed" and last["Seq"] == change.seq and len(last["Ids"]) < 1000:
+            last["Ids"].append(change.message_id)
+        else:
+            frames.append(removed_frame(ids=[change.message_id], seq=change.seq, by=change.removed_by))
+    return frames
 
 
 def reported_frame(*, id: int) -> dict:
     return {"Type": "Reported", "Id": id}
 
 
-def read_frame(*, chat: str, to: str, id: int) -> dict:
-    return {"Type": "Read", "Chat": chat, "To": to, "Id": id}
+def read_frame(*, chat: str, to: str, id: int, seq: int) -> dict:
+    return {"Type": "Read", "Chat": chat, "To": to, "Id": id, "Seq": seq}
 
 
 COMMAND_TYPES = {

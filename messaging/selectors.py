@@ -26,10 +26,11 @@ from django.utils import timezone
 from accounts.models import Mute
 from accounts.selectors import sender_check, user_is_moderator
 from chatsite.errors import ChatError
-from groups.models import ChatGroup
+from groups.models import ChatGroup, Membership
 from groups.selectors import group_require_member, group_summary, groups_with_members
-from messaging.models import Connection, Image, Message, ReadMarker
+from messaging.models import Connection, Image, Message, ReadMarker, Tombstone
 from messaging.protocol import PRIVATE
+from messaging.seq import seq_committed
 
 
 def send_target(
@@ -119,6 +120,7 @@ def _with_names(queryset: QuerySet[Message]) -> QuerySet[Message]:
         "is_image",
         "client_id",
         "created",
+        "seq",
         "group_id",
         "recipient_id",
         "sender__username",
@@ -205,9 +207,18 @@ def group_list() -> list[dict]:
     return [group_summary(group) for group in groups_with_members()]
 
 
-def state_for(*, user: AbstractBaseUser) -> dict:
-    """What `State` tells: every user with presence, every group, this user's unread counts, and
-    `last_id`, the newest message they may read, which those counts already include."""
+def state_for(*, user: AbstractBaseUser, resume_after: int | None = None) -> dict:
+    """What `State` tells: every user with presence, every group, this user's unread counts,
+    `last_id`, the newest message they may read, which those counts already include, and
+    `seq`, read first: the state holds every change up to it (and maybe some after).
+
+    With `resume_after`, `reset` says whether more than CHAT_REPLAY_MAX changes came since."""
+    seq = seq_committed()
+    reset = False
+    if resume_after is not None:
+        reset = change_count(user=user, after=resume_after, upto=seq, cap=settings.CHAT_REPLAY_MAX) > (
+            settings.CHAT_REPLAY_MAX
+        )
     last_id = message_list_readable(user=user).aggregate(last=Max("id"))["last"] or 0
     unread_private = _unread_private(user)
     unread_groups = _unread_groups(user)
@@ -216,4 +227,72 @@ def state_for(*, user: AbstractBaseUser) -> dict:
         for u in users_with_presence().only("username")
     ]
     groups = [{**group_summary(group), "Unread": unread_groups.get(group.pk, 0)} for group in groups_with_members()]
-    return {"user": user.username, "users": users, "groups": groups, "last_id": last_id}
+    return {"user": user.username, "users": users, "groups": groups, "last_id": last_id, "seq": seq, "reset": reset}
+
+
+# ---- changes by `Seq` (messaging.seq): resume and the hubs' sweep ---------------------------
+
+
+def tombstone_list_readable(*, user: AbstractBaseUser) -> QuerySet[Tombstone]:
+    """Tombstones of messages the user could read if they still existed."""
+    return Tombstone.objects.filter(
+        Q(group__isnull=True, sender_id=user.pk)
+        | Q(recipient_id=user.pk)
+        | Q(group__in=ChatGroup.objects.filter(members=user).values("id"))
+    )
+
+
+def _in_range(queryset: QuerySet, *, after: tuple[int, int], upto: int) -> QuerySet:
+    seq, pk = after
+    return queryset.filter(Q(seq__gt=seq) | Q(seq=seq, pk__gt=pk), seq__lte=upto)
+
+
+def change_count(*, user: AbstractBaseUser, after: int, upto: int, cap: int) -> int:
+    """How many changes the user may see have `after < seq <= upto`, counted up to `cap + 1`."""
+    window = {"seq__gt": after, "seq__lte": upto}
+    messages = message_list_readable(user=user).filter(**window).values("pk")[: cap + 1].count()
+    return messages + tombstone_list_readable(user=user).filter(**window).values("pk")[: cap + 1].count()
+
+
+def change_list(
+    *, user: AbstractBaseUser, after: tuple[int, int], upto: int, group_id: int | None = None, limit: int = 500
+) -> list[Message | Tombstone]:
+    """Up to `limit` changes the user may see now (of one group, with `group_id`), ordered by
+    (`seq`, id), after the pair `after` and up to `upto`: messages as they are now, and the
+    tombstones of removed ones (one removal numbers all its tombstones alike)."""
+    messages = message_list_readable(user=user)
+    tombstones = tombstone_list_readable(user=user)
+    if group_id is not None:
+        messages, tombstones = messages.filter(group_id=group_id), tombstones.filter(group_id=group_id)
+    found = [
+        *_with_names(_in_range(messages, after=after, upto=upto)).order_by("seq", "id")[:limit],
+        *_in_range(tombstones, after=after, upto=upto).order_by("seq", "pk")[:limit],
+    ]
+    found.sort(key=lambda change: (change.seq, change.pk))
+    return found[:limit]
+
+
+def sweep_read(*, user_ids: list[int], after: int, upto: int) -> tuple[dict[int, set[int]], list[tuple]]:
+    """For a hub's sweep (messaging.hub): the groups each of these users is in now, and every
+    change with `after < seq <= upto` one of them may see, as (seq, id, group id, sender id,
+    recipient id, removed)."""
+    groups: dict[int, set[int]] = {user_id: set() for user_id in user_ids}
+    for user_id, group_id in Membership.objects.filter(user_id__in=user_ids).values_list("user_id", "chatgroup_id"):
+        groups[user_id].add(group_id)
+    group_ids = set().union(*groups.values())
+    audience = Q(group_id__in=group_ids) | Q(group__isnull=True, sender_id__in=user_ids) | Q(recipient_id__in=user_ids)
+    fields = ("seq", "pk", "group_id", "sender_id", "recipient_id")
+    window = {"seq__gt": after, "seq__lte": upto}
+    rows = [(*row, False) for row in Message.objects.filter(audience, **window).values_list(*fields)]
+    rows += [(*row, True) for row in Tombstone.objects.filter(audience, **window).values_list(*fields)]
+    return groups, rows
+
+
+def message_list_by_id(*, ids: list[int]) -> list[Message]:
+    """Messages by id, as `Message` frames need them (no access check: the hub's sweep has
+    checked who gets each one)."""
+    return list(_with_names(Message.objects.filter(pk__in=ids)))
+
+
+def tombstone_list_by_id(*, ids: list[int]) -> list[Tombstone]:
+    return list(Tombstone.objects.filter(pk__in=ids))

@@ -18,6 +18,7 @@ from django.db import transaction
 
 from messaging import actions
 from messaging.events import run_action
+from messaging.seq import seq_take
 
 
 class SendWriter:
@@ -51,11 +52,12 @@ class SendWriter:
                     future.set_result(outcome)
 
 
-def _store_each(batch: list[dict[str, Any]]) -> list[Any]:
+def _store_each(batch: list[dict[str, Any]], *, first_seq: int | None = None) -> list[Any]:
     outcomes: list[Any] = []
-    for kwargs in batch:
+    for index, kwargs in enumerate(batch):
+        seq = None if first_seq is None else first_seq + index  # a refused message leaves its number unused
         try:  # message_send writes in a transaction (a savepoint in a batch) and refuses before writing
-            outcomes.append(actions.message_send(**kwargs))
+            outcomes.append(actions.message_send(**kwargs, seq=seq))
         except Exception as error:  # this message only; the others go on
             outcomes.append(error)
     return outcomes
@@ -68,7 +70,8 @@ def _store(*, batch: list[dict[str, Any]]) -> list[Any]:
         return _store_each(batch)
     try:
         with transaction.atomic():  # a rolled-back batch publishes nothing: its events wait for commit
-            return _store_each(batch)
+            last = seq_take(len(batch))  # one range for the batch, in commit order (messaging.seq)
+            return _store_each(batch, first_seq=last - len(batch) + 1)
     except Exception:
         pass
     outcomes: list[Any] = []

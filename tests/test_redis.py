@@ -93,25 +93,52 @@ async def test_a_users_tabs_on_two_processes_share_read_pointers_and_a_ban_close
         await next_of(a, "Presence", Username="bob", Online=False)
 
 
-async def test_events_lost_on_the_way_make_the_sockets_reconnect(redis, connect, alice, monkeypatch):
-    """A layer group send is at most once: when the process misses some (here: out of its
-    heartbeat group for a while, as a layer's expiry does), the gap in the hub's heartbeat makes
-    its sockets reconnect (and replay with `Since`) instead of silently missing events."""
+async def test_a_redis_that_forgets_every_membership_loses_no_message(redis, connect, alice, bob, monkeypatch):
+    """What a Redis restart does to the layer: every group membership is gone, so events for
+    this process go nowhere. The hub's sweep delivers them from the database, and its watchdog
+    (no heartbeat comes back) joins every group again."""
+    import redis.asyncio as aioredis
+
+    from messaging import catchup
     from messaging import hub as hub_module
     from messaging.hub import get_hub
 
     monkeypatch.setattr(hub_module, "HEARTBEAT_EVERY", 0.05)
+    monkeypatch.setattr(catchup, "SWEEP_EVERY", 0.05)
+    monkeypatch.setattr(catchup, "SWEEP_LAG", 0.2)
     a = await connect(alice)
+    b = await connect(bob)
+    await a.send({"Type": "Connect"})
+    await _next(a, "State")
     hub = await get_hub()
-    await asyncio.sleep(0.3)
-    assert hub._beat_seen >= 2 and hub.resyncs == 0
-    await hub.layer.group_discard(hub.heartbeat_group, hub.channel)
-    await asyncio.sleep(0.3)
-    await hub.layer.group_add(hub.heartbeat_group, hub.channel)
-    closed = await a.comm.receive_output(timeout=5)
-    while closed.get("type") != "websocket.close":  # frames sent before the gap was noticed
-        closed = await a.comm.receive_output(timeout=5)
-    assert closed["code"] == 4012 and hub.resyncs == 1
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{hub.layer.prefix}:group:*")]
+        assert keys, "the layer's memberships are where the test looks for them"
+        await client.delete(*keys)
+    finally:
+        await client.aclose()
+    await b.send({"Type": "Send", "Chat": "Private", "To": "alice", "Content": "while Redis forgot us"})
+    frame = await _next(a, "Message", Content="while Redis forgot us")
+    assert hub.catchup.delivered >= 1, "it came from the database"
+    await asyncio.wait_for(_until(lambda: hub.rejoins >= 1 and not hub.deaf), 5)
+    delivered = hub.catchup.delivered
+    await b.send({"Type": "Send", "Chat": "Private", "To": "alice", "Content": "after"})
+    after = await _next(a, "Message", Content="after")
+    assert after["Seq"] > frame["Seq"] and hub.catchup.delivered == delivered, "through the layer again"
+
+
+async def _next(sock, type_: str, **fields) -> dict:
+    """The next frame of that type and content, past any other (presence, ...)."""
+    while True:
+        frame = await sock.recv(timeout=5)
+        if frame["Type"] == type_ and all(frame.get(key) == value for key, value in fields.items()):
+            return frame
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.02)
 
 
 async def test_logging_out_through_one_process_closes_that_sessions_socket_on_another(two_servers):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import types
 
 import pytest
 from channels.db import database_sync_to_async
 
 from messaging import consumers, protocol, selectors
 from messaging.actions import message_send
+from messaging.catchup import CatchUp
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,6 +39,7 @@ def replaying_socket(user, reader: SlowReader) -> tuple[consumers.ChatConsumer, 
     sent: list[dict] = []
     sock = consumers.ChatConsumer()
     sock.user, sock.direct, sock.closed = user, reader, False
+    sock.hub = types.SimpleNamespace(catchup=CatchUp(hub=None))
 
     async def send(text_data: str) -> None:
         sent.append(json.loads(text_data))
