@@ -6,17 +6,21 @@ alice owns groups, bob is a member, carol is an outsider.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import os
 import socket
 import uuid
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from accounts.sessions import session_group
 from chatsite.settings import redis_channel_layer
 from messaging.hub import stop_hubs
 
@@ -110,18 +114,30 @@ def session_cookie(user) -> str:
     return client.cookies[django_settings.SESSION_COOKIE_NAME].value
 
 
-class Socket:
-    """A WebsocketCommunicator with the helpers the protocol tests need."""
+# A frame only the tests send, through the channel layer to one socket (see Socket.probe).
+PROBE = "TestProbe"
 
-    def __init__(self, communicator: WebsocketCommunicator, user) -> None:
+
+class Socket:
+    """A WebsocketCommunicator with the helpers the protocol tests need.
+
+    Tests wait for outcomes, never a fixed time: a frame with the expected content (`expect`), or
+    a round trip that proves nothing else is on its way (`sync`), as in `assert await b.sync() == []`.
+    """
+
+    def __init__(self, communicator: WebsocketCommunicator, user, session: str = "") -> None:
         self.comm = communicator
         self.user = user
+        self.session = session  # the session key it was opened with: its layer group
 
     async def send(self, frame: dict) -> None:
         await self.comm.send_json_to(frame)
 
     async def recv(self, timeout: float = 3) -> dict:
-        return await self.comm.receive_json_from(timeout=timeout)
+        while True:
+            frame = await self.comm.receive_json_from(timeout=timeout)
+            if frame.get("Type") != PROBE:  # another socket's probe (a shared session): not the test's
+                return frame
 
     async def expect(self, type_: str, timeout: float = 3, **fields) -> dict:
         """The next frame, which must be of `type_` and carry `fields`."""
@@ -131,17 +147,60 @@ class Socket:
             assert frame.get(key) == value, (key, frame)
         return frame
 
-    async def nothing(self, timeout: float = 0.15) -> bool:
-        return await self.comm.receive_nothing(timeout=timeout)
-
-    async def drain(self) -> list[dict]:
+    async def _until(self, last, timeout: float) -> list[dict]:
+        """The frames before the first one `last` accepts (which is dropped), probes left out."""
         frames = []
-        while not await self.comm.receive_nothing(timeout=0.1):
-            frames.append(await self.recv())
+        while not last(frame := await self.comm.receive_json_from(timeout=timeout)):
+            if frame.get("Type") != PROBE:
+                frames.append(frame)
         return frames
 
+    async def probe(self, timeout: float = 5) -> list[dict]:
+        """Every frame the channel layer was given for this socket before the call, and nothing else.
+
+        A marker goes through the layer to this socket's session group; the process's hub reads its
+        channel in order, so whatever was published before the marker reaches the socket before it.
+        """
+        token = uuid.uuid4().hex
+        group = session_group(self.session)
+        text = json.dumps({"Type": PROBE, "Token": token})
+        await get_channel_layer().group_send(group, {"type": "chat.event", "group": group, "text": text})
+        return await self._until(lambda f: f.get("Type") == PROBE and f.get("Token") == token, timeout)
+
+    async def sync(self, timeout: float = 5) -> list[dict]:
+        """Everything the server had for this socket, returned, once it has all arrived.
+
+        First a `Connect` and its `State`: a socket handles one frame at a time, so every answer to
+        its earlier frames, and every event they published, precedes it. Then a layer `probe`, so
+        every event published before (by this socket, another, or the test) has arrived too.
+        The caller makes sure the action it is checking is done (another socket's answer, say).
+        """
+        await self.send({"Type": "Connect"})
+        frames = await self._until(lambda f: f.get("Type") == "State", timeout)
+        return frames + await self.probe(timeout)
+
+    async def drain(self) -> list[dict]:
+        """Every frame published for this socket so far (a layer `probe`), returned."""
+        return await self.probe()
+
     async def close(self) -> None:
-        await self.comm.disconnect()
+        """Close, and wait until the server's side has ended (its presence published)."""
+        await self.comm.disconnect(timeout=5)
+
+
+async def eventually(condition, timeout: float = 5.0, every: float = 0.01) -> None:
+    """Wait until `condition()` is true (it may be a coroutine function, e.g. a database query
+    wrapped in `database_sync_to_async`); fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        outcome = condition()
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        if outcome:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout} s: {getattr(condition, '__name__', condition)}")
+        await asyncio.sleep(every)
 
 
 @pytest.fixture
@@ -165,6 +224,7 @@ async def connect():
         headers = [(b"host", b"127.0.0.1:8000")]
         if origin is not None:
             headers.append((b"origin", origin))
+        value = ""
         if cookie and user is not None:
             value = session or await database_sync_to_async(session_cookie)(user)
             headers.append((b"cookie", f"{django_settings.SESSION_COOKIE_NAME}={value}".encode()))
@@ -174,10 +234,10 @@ async def connect():
             refused.append(comm)  # its consumer may still be cleaning up: let it finish
             return connected, code
         assert connected, code
-        sock = Socket(comm, user)
+        sock = Socket(comm, user, value)
         opened.append(sock)
         if drain:
-            await sock.drain()  # its own Presence, when it is the user's first socket
+            await sock.probe()  # its own Presence (the user's first socket), published before accept
         return sock
 
     yield _connect
@@ -187,13 +247,6 @@ async def connect():
         except (Exception, asyncio.CancelledError):  # already closed, or the test failed mid-way
             pass
     await stop_hubs()
-
-
-async def settle(*sockets: Socket) -> None:
-    """Drop whatever each socket has received so far (presence of others connecting, ...)."""
-    await asyncio.sleep(0.05)
-    for sock in sockets:
-        await sock.drain()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -453,12 +453,14 @@ async def test_a_refused_handshake_raises():
 
 async def test_a_silent_server_times_out():
     request = asyncio.get_running_loop().create_future()
+    ended = asyncio.get_running_loop().create_future()
 
     async def silent(reader, writer):
         request.set_result(await reader.readuntil(b"\r\n\r\n"))
         await reader.read()  # until the client gives up
         writer.close()
         await writer.wait_closed()
+        ended.set_result(True)
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -470,7 +472,7 @@ async def test_a_silent_server_times_out():
         head = (await request).decode()
         assert head.startswith("GET /x?y=1 HTTP/1.1\r\n")
         assert f"Host: 127.0.0.1:{port}\r\n" in head and "Sec-WebSocket-Version: 13\r\n" in head
-        await asyncio.sleep(0.05)  # the handler sees the abort and closes
+        await asyncio.wait_for(ended, 5)  # the handler sees the abort and closes
 
 
 async def test_client_open_and_bench_messages_end_to_end(rec):

@@ -18,7 +18,6 @@ from chatsite import ratelimit
 from chatsite.errors import ChatError
 from groups import actions as group_actions
 from groups.models import ChatGroup
-from tests.conftest import settle
 from tests.test_ws_protocol import make_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +38,8 @@ async def mute(iago, user) -> None:
 async def test_a_muted_user_cannot_create_a_group_and_nobody_hears_of_it(connect, iago, alice, bob, carol):
     await mute(iago, alice)
     a, b, c = await connect(alice), await connect(bob), await connect(carol)
-    await settle(a, b, c)
+    for sock in (a, b):
+        await sock.drain()  # the presence of those who connected after it
     await a.send({"Type": "Create", "Name": "BUY CHEAP PILLS", "List": ["bob", "carol"]})
     error = await a.expect("Error", Code="forbidden", Ref="Create")
     assert "muted until" in error["Detail"] and "spamming" in error["Detail"]
@@ -54,7 +54,7 @@ async def test_a_muted_user_cannot_join_but_can_open_their_groups_and_leave(conn
     await make_group("Other", bob)
     await mute(iago, alice)
     a, b = await connect(alice), await connect(bob)
-    await settle(a, b)
+    await a.expect("Presence", Username="bob", Online=True)
     await a.send({"Type": "Join", "Chat": "Group", "To": "Other"})
     error = await a.expect("Error", Code="forbidden", Ref="Join")
     assert "muted" in error["Detail"]
@@ -75,7 +75,8 @@ async def test_a_muted_user_cannot_join_but_can_open_their_groups_and_leave(conn
 async def test_group_creation_is_rate_limited_per_user(connect, alice, bob, carol, settings):
     settings.CHAT_GROUP_CREATES_PER_HOUR = 2
     a, b, c = await connect(alice), await connect(bob), await connect(carol)
-    await settle(a, b, c)
+    for sock in (a, b):
+        await sock.drain()  # the presence of those who connected after it
     for name in ("One", "Two"):
         await a.send({"Type": "Create", "Name": name, "List": []})
         for sock in (a, b, c):
@@ -93,7 +94,8 @@ async def test_join_and_leave_storms_are_rate_limited_together(connect, alice, b
     settings.CHAT_GROUP_MOVES_PER_HOUR = 3
     await make_group("Team", alice, bob)
     a, b, c = await connect(alice), await connect(bob), await connect(carol)
-    await settle(a, b, c)
+    for sock in (a, b):
+        await sock.drain()  # the presence of those who connected after it
     join, leave = {"Type": "Join", "Chat": "Group", "To": "Team"}, {"Type": "Leave", "Name": "Team"}
     for frame, event, replies in [(join, "Joined", 2), (leave, "Left", 1), (join, "Joined", 2)]:
         await c.send(frame)

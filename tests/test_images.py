@@ -14,7 +14,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from groups import actions as group_actions
 from messaging.models import Image, Message
-from tests.conftest import make_user, settle
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,7 +44,7 @@ def alice_client(client, alice):
 )
 async def test_each_format_round_trips(connect, alice, bob, fmt, mime):
     a, b = await connect(alice), await connect(bob)
-    await settle(a, b)
+    await a.expect("Presence", Username="bob", Online=True)
     await a.send(send_image("bob", picture(fmt), mime, ClientId="img-1"))
     echo = await a.expect("Message", is_image=1, ClientId="img-1")
     received = await b.expect("Message", is_image=1)
@@ -106,7 +106,6 @@ async def test_bad_images_are_refused_and_nothing_is_stored(connect, alice, bob,
 async def test_a_non_member_cannot_send_an_image_to_a_group(connect, alice, carol):
     await database_sync_to_async(group_actions.group_create)(owner=alice, name="Team", member_usernames=[])
     c = await connect(carol)
-    await settle(c)
     await c.send(send_image("Team", picture("PNG"), chat="Group"))
     await c.expect("Error", Code="forbidden")
 

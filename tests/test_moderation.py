@@ -17,7 +17,7 @@ from groups import actions as group_actions
 from groups.models import ChatGroup
 from messaging.actions import message_send
 from messaging.models import Message, Report
-from tests.conftest import make_user, settle
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,15 +60,16 @@ def audit(action: str) -> list[AuditEntry]:
 
 async def test_removing_messages_makes_them_vanish_from_open_clients(connect, iago, alice, bob, carol):
     a, b, c = await connect(alice), await connect(bob), await connect(carol)
-    await settle(a, b, c)
+    for sock in (a, b):
+        await sock.drain()  # the presence of those who connected after it
     await a.send({"Type": "Send", "To": "bob", "Chat": "Private", "Content": "something rude"})
     frame = await b.expect("Message")
-    await settle(a, b)
+    await a.expect("Message", Id=frame["Id"])
     page = await admin_action(iago, "/admin/messaging/message/", "remove_messages", [frame["Id"]], reason="rude")
     assert page.status_code == 200
     for sock in (a, b):
         await sock.expect("Removed", Ids=[frame["Id"]])
-    assert await c.nothing()
+    assert await c.sync() == []
     assert not await database_sync_to_async(Message.objects.exists)()
     [entry] = await database_sync_to_async(audit)("remove message")
     assert (entry.actor.username, entry.reason) == ("iago", "rude") and "something rude" in entry.target
@@ -91,7 +92,8 @@ def test_the_confirmation_page_asks_for_a_reason(iago, alice, bob):
 
 async def test_ban_closes_open_sockets_and_blocks_login_and_reconnect(connect, iago, alice, bob):
     a1, a2, b = await connect(alice), await connect(alice), await connect(bob)
-    await settle(a1, a2, b)
+    for sock in (a1, a2):
+        await sock.expect("Presence", Username="bob", Online=True)
     await admin_action(iago, "/admin/auth/user/", "ban", [alice.pk], reason="spam")
     for sock in (a1, a2):
         closed = await sock.comm.receive_output(timeout=3)
@@ -144,12 +146,12 @@ def test_unticking_active_on_the_user_page_is_a_ban_too(iago, alice):
 
 async def test_a_muted_user_gets_forbidden_with_the_reason_until_unmuted(connect, iago, alice, bob):
     a, b = await connect(alice), await connect(bob)
-    await settle(a, b)
+    await a.expect("Presence", Username="bob", Online=True)
     await admin_action(iago, "/admin/auth/user/", "mute", [alice.pk], reason="cool down", minutes="60")
     await a.send({"Type": "Send", "To": "bob", "Chat": "Private", "Content": "hello?"})
     error = await a.expect("Error", Code="forbidden", Ref="Send")
     assert "muted until" in error["Detail"] and "cool down" in error["Detail"]
-    assert await b.nothing()
+    assert await b.sync() == []
     await admin_action(iago, "/admin/auth/user/", "unmute", [alice.pk], reason="ok now")
     await a.send({"Type": "Send", "To": "bob", "Chat": "Private", "Content": "hello again"})
     await b.expect("Message", Content="hello again")
@@ -176,7 +178,7 @@ def test_a_mute_ends_by_itself(iago, alice, bob):
 async def test_deleting_a_group_in_the_admin_tells_its_members(connect, iago, alice, bob):
     group = await database_sync_to_async(group_actions.group_create)(owner=alice, name="Team", member_usernames=["bob"])
     a, b = await connect(alice), await connect(bob)
-    await settle(a, b)
+    await a.expect("Presence", Username="bob", Online=True)
     await admin_action(iago, "/admin/groups/chatgroup/", "delete_groups", [group.pk], reason="off-topic")
     for sock in (a, b):
         await sock.expect("Group", Event="Deleted", Name="Team", User="iago")

@@ -22,8 +22,10 @@ class SlowReader:
 
     def __init__(self) -> None:
         self.backlog_bytes: int | None = consumers.REPLAY_BACKLOG + 1
+        self.asked = 0  # how often the replay looked at the backlog
 
     def backlog(self) -> int | None:
+        self.asked += 1
         return self.backlog_bytes
 
     def read(self) -> None:
@@ -65,8 +67,9 @@ async def test_a_replay_waits_for_a_slow_reader_between_batches(alice):
     sock, sent = replaying_socket(alice, reader)
     replay = asyncio.create_task(sock.on_connect(protocol.Connect(since=0)))
     await wait_until(lambda: len(sent) == 3)  # State and the first batch of two
+    asked = reader.asked
+    await wait_until(lambda: reader.asked >= asked + 3)  # it looked again, and again, and waited on
     assert not replay.done()
-    await asyncio.sleep(0.05)
     assert len(sent) == 3, "nothing more while the reader reads nothing"
     reader.read()
     await asyncio.wait_for(replay, 3)

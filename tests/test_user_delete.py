@@ -21,7 +21,7 @@ from groups.models import ChatGroup
 from messaging.actions import message_send
 from messaging.models import Message
 from messaging.protocol import CLOSE_SESSION_ENDED
-from tests.conftest import make_user, settle
+from tests.conftest import make_user
 from tests.test_sessions import closed_with
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,11 +47,12 @@ async def test_deleting_a_user_in_the_admin_tells_everyone_and_closes_their_sock
 ):
     private, team = await database_sync_to_async(chats)(alice, bob, carol)
     a, b, c = await connect(alice), await connect(bob), await connect(carol)
-    await settle(a, b, c)
+    for sock in (a, b):
+        await sock.drain()  # the presence of those who connected after it
     caplog.set_level(logging.WARNING)
     assert await database_sync_to_async(delete_in_admin)(iago, alice) == 302
     assert await closed_with(a) == CLOSE_SESSION_ENDED
-    frames = {sock: await sock.drain() for sock in (b, c)}
+    frames = {sock: await sock.sync() for sock in (b, c)}  # all the deletion published
     removed = {sock: [f["Ids"] for f in frames[sock] if f["Type"] == "Removed"] for sock in (b, c)}
     assert sorted(removed[c]) == [[private], [team]]
     assert removed[b] == [[team]], "not alice's private message to carol"

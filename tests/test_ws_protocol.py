@@ -10,7 +10,6 @@ from django.contrib.auth import get_user_model
 
 from groups.models import ChatGroup
 from messaging.models import Connection, Message
-from tests.conftest import settle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("layer")]
 
@@ -99,7 +98,6 @@ async def test_connect_as_someone_else_is_forbidden(connect, alice, bob):
 
 async def test_first_connection_makes_user_online_for_everyone(connect, alice, bob):
     b = await connect(bob)
-    await settle(b)
     await connect(alice)
     await b.expect("Presence", Username="alice", Online=True)
 
@@ -109,9 +107,9 @@ async def test_several_tabs_count_right(connect, alice, bob):
     a1 = await connect(alice)
     await b.expect("Presence", Username="alice", Online=True)
     a2 = await connect(alice)
-    assert await b.nothing(), "a second tab does not announce again"
-    await a1.close()
-    assert await b.nothing(), "alice still has a tab open"
+    assert await b.sync() == [], "a second tab does not announce again"
+    await a1.close()  # returns once the socket's handler has ended, its presence published
+    assert await b.sync() == [], "alice still has a tab open"
     assert await database_sync_to_async(Connection.objects.filter(user=alice).count)() == 1
     await a2.close()
     await b.expect("Presence", Username="alice", Online=False)
@@ -122,22 +120,23 @@ async def test_several_tabs_count_right(connect, alice, bob):
 
 async def test_private_message_reaches_every_tab_of_both_and_no_one_else(connect, alice, bob, carol):
     a1, a2, b1, b2, c = [await connect(u) for u in (alice, alice, bob, bob, carol)]
-    await settle(a1, a2, b1, b2, c)
+    for sock in (a1, a2, b1, b2):
+        await sock.drain()  # the presence of those who connected after it
     await a1.send(send("bob", "hi bob 👋", ClientId="c-1"))
     for sock in (a1, a2, b1, b2):
         frame = await sock.expect("Message", From="alice", To="bob", Chat="Private", Content="hi bob 👋")
         assert frame["ClientId"] == "c-1" and frame["is_image"] == 0
         assert frame["Time"].endswith("Z")
-    assert await c.nothing()
+    assert await c.sync() == []
     assert await count_messages(sender=alice, recipient=bob) == 1
 
 
 async def test_from_claiming_someone_else_is_forbidden_and_nothing_is_stored(connect, alice, bob):
     a, b = await connect(alice), await connect(bob)
-    await settle(a, b)
+    await a.expect("Presence", Username="bob", Online=True)
     await a.send(send("alice", "fake", From="bob"))
     await a.expect("Error", Code="forbidden", Ref="Send")
-    assert await b.nothing()
+    assert await b.sync() == []
     assert await count_messages() == 0
 
 
@@ -161,14 +160,15 @@ async def test_bad_content_is_refused(connect, alice, bob, content, code):
 
 async def test_create_announces_the_group_and_members_receive_its_messages(connect, alice, bob, carol):
     a, b, c = await connect(alice), await connect(bob), await connect(carol)
-    await settle(a, b, c)
+    for sock in (a, b):
+        await sock.drain()  # the presence of those who connected after it
     await a.send({"Type": "Create", "Name": "  Team 🚀  ", "From": "alice", "List": ["bob"]})
     for sock in (a, b, c):
         await sock.expect("Group", Event="Created", Name="Team 🚀", Owner="alice", Members=["alice", "bob"])
     await b.send(send("Team 🚀", "hello team", chat="Group"))
     await a.expect("Message", From="bob", To="Team 🚀", Chat="Group", Content="hello team")
     await b.expect("Message", From="bob", To="Team 🚀")
-    assert await c.nothing(), "carol is not a member"
+    assert await c.sync() == [], "carol is not a member"
 
 
 @pytest.mark.parametrize(
@@ -185,27 +185,28 @@ async def test_create_announces_the_group_and_members_receive_its_messages(conne
 async def test_create_refusals_change_nothing(connect, alice, bob, frame, code):
     await make_group("Dup", bob)
     a = await connect(alice)
-    await settle(a)
     await a.send({"Type": "Create", **frame})
     await a.expect("Error", Code=code, Ref="Create")
+    assert await a.sync() == [], "nothing announced"
     assert await database_sync_to_async(ChatGroup.objects.count)() == 1
 
 
 async def test_non_member_cannot_send_to_group(connect, alice, bob, carol):
     await make_group("Team", alice, bob)
     a, c = await connect(alice), await connect(carol)
-    await settle(a, c)
+    await a.expect("Presence", Username="carol", Online=True)
     await c.send(send("Team", "let me in", chat="Group"))
     await c.expect("Error", Code="forbidden", Ref="Send")
-    assert await a.nothing()
+    assert await a.sync() == []
     assert await count_messages() == 0
 
 
 async def test_join_makes_a_member_and_sends_history(connect, alice, bob, carol):
     await make_group("Team", alice, bob)
     a, c1, c2 = await connect(alice), await connect(carol), await connect(carol)
+    await a.expect("Presence", Username="carol", Online=True)
     await a.send(send("Team", "before carol", chat="Group"))
-    await settle(a, c1, c2)
+    await a.expect("Message", Content="before carol")
     await c1.send({"Type": "Join", "Chat": "Group", "To": "Team", "From": "carol"})
     # The Group event reaches everyone; the History only the joining tab.
     frames = [await c1.recv(), await c1.recv()]
@@ -228,13 +229,13 @@ async def test_join_unknown_group_is_not_found(connect, alice):
 async def test_leave_stops_delivery(connect, alice, bob):
     await make_group("Team", alice, bob)
     a, b = await connect(alice), await connect(bob)
-    await settle(a, b)
+    await a.expect("Presence", Username="bob", Online=True)
     await b.send({"Type": "Leave", "Name": "Team"})
     await a.expect("Group", Event="Left", User="bob", Members=["alice"])
     await b.expect("Group", Event="Left")
     await a.send(send("Team", "still there?", chat="Group"))
     await a.expect("Message")
-    assert await b.nothing()
+    assert await b.sync() == []
 
 
 async def test_owner_cannot_leave(connect, alice):
@@ -247,7 +248,6 @@ async def test_owner_cannot_leave(connect, alice):
 async def test_non_owner_cannot_delete(connect, alice, bob):
     await make_group("Team", alice, bob)
     b = await connect(bob)
-    await settle(b)
     await b.send({"Type": "Delete", "Name": "Team", "From": "bob"})
     await b.expect("Error", Code="forbidden", Ref="Delete")
     assert await database_sync_to_async(ChatGroup.objects.filter(name="Team").exists)()
@@ -257,11 +257,13 @@ async def test_owner_deletes_group_with_its_messages(connect, alice, bob, carol)
     await make_group("Team", alice, bob)
     a, b, c = await connect(alice), await connect(bob), await connect(carol)
     await a.send(send("Team", "soon gone", chat="Group"))
-    await settle(a, b, c)
+    for sock, later in ((a, ["bob", "carol"]), (b, ["carol"])):
+        for name in later:
+            await sock.expect("Presence", Username=name, Online=True)
+        await sock.expect("Message", Content="soon gone")
     await a.send({"Type": "Delete", "Name": "Team"})
     for sock in (a, b, c):
         await sock.expect("Group", Event="Deleted", Name="Team", User="alice")
-    await settle(a, b, c)
     assert await count_messages() == 0
     assert not await database_sync_to_async(ChatGroup.objects.exists)()
     # A new group of the same name starts empty, and old members are not subscribed to it.
@@ -271,7 +273,7 @@ async def test_owner_deletes_group_with_its_messages(connect, alice, bob, carol)
     await b.expect("Group", Event="Created")
     await c.send(send("Team", "mine now", chat="Group"))
     await c.expect("Message", Content="mine now")
-    assert await b.nothing() and await a.nothing()
+    assert await b.sync() == [] and await a.sync() == []
 
 
 async def test_a_moderator_may_delete_any_group(connect, alice, bob):
@@ -280,7 +282,6 @@ async def test_a_moderator_may_delete_any_group(connect, alice, bob):
         lambda: get_user_model().objects.create_superuser("mod", "mod@example.com", "mod-pass-123")
     )()
     m = await connect(staff)
-    await settle(m)
     await m.send({"Type": "Delete", "Name": "Team"})
     await m.expect("Group", Event="Deleted")
 
@@ -333,12 +334,13 @@ async def test_connect_since_replays_every_readable_message_after_it(connect, al
     assert state["LastId"] == await database_sync_to_async(lambda: Message.objects.get(text="mine").pk)()
     replayed = [await a.expect("Message"), await a.expect("Message")]
     assert [m["Content"] for m in replayed] == ["group news", "mine"]
-    assert await a.nothing()
+    assert await a.sync() == []
 
 
 async def test_client_id_makes_send_idempotent(connect, alice, bob):
     a1, a2, b = await connect(alice), await connect(alice), await connect(bob)
-    await settle(a1, a2, b)
+    for sock in (a1, a2):
+        await sock.expect("Presence", Username="bob", Online=True)
     await a1.send(send("bob", "once", ClientId="abc"))
     first = await a1.expect("Message", ClientId="abc")
     await a2.expect("Message")
@@ -346,7 +348,7 @@ async def test_client_id_makes_send_idempotent(connect, alice, bob):
     await a1.send(send("bob", "once", ClientId="abc"))
     again = await a1.expect("Message", ClientId="abc")
     assert again["Id"] == first["Id"]
-    assert await a2.nothing() and await b.nothing()
+    assert await a2.sync() == [] and await b.sync() == []
     assert await count_messages() == 1
 
 
@@ -356,13 +358,12 @@ async def test_client_id_makes_send_idempotent(connect, alice, bob):
 async def test_read_moves_pointer_echoes_to_other_tabs_and_unread_follows(connect, alice, bob):
     ids = await seed_private(bob, alice, 5)
     a1, a2 = await connect(alice), await connect(alice)
-    await settle(a1, a2)
     await a1.send({"Type": "Connect"})
     state = await a1.expect("State")
     assert {u["Username"]: u["Unread"] for u in state["Users"]}["bob"] == 5
     await a1.send({"Type": "Read", "Chat": "Private", "To": "bob", "Id": ids[2]})
     await a2.expect("Read", Chat="Private", To="bob", Id=ids[2])
-    assert await a1.nothing(), "the echo goes to the other tabs"
+    assert await a1.sync() == [], "the echo goes to the other tabs"
     await a1.send({"Type": "Read", "Chat": "Private", "To": "bob", "Id": ids[0]})
     await a2.expect("Read", Id=ids[2])  # never moves back
     await a2.send({"Type": "Connect"})
@@ -373,11 +374,12 @@ async def test_read_moves_pointer_echoes_to_other_tabs_and_unread_follows(connec
 async def test_group_unread_counts_others_messages_after_pointer(connect, alice, bob):
     team = await make_group("Team", alice, bob)
     a, b = await connect(alice), await connect(bob)
-    await settle(a, b)
+    await a.expect("Presence", Username="bob", Online=True)
     for text in ("one", "two"):
         await b.send(send("Team", text, chat="Group"))
     await a.send(send("Team", "mine", chat="Group"))
-    await settle(a, b)
+    for sock in (a, b):  # all three stored: each member has its Message
+        assert sorted([(await sock.expect("Message"))["Content"] for _ in range(3)]) == ["mine", "one", "two"]
     await a.send({"Type": "Connect"})
     state = await a.expect("State")
     assert state["Groups"][0]["Unread"] == 2
@@ -415,7 +417,6 @@ async def test_read_of_a_message_outside_the_conversation_is_not_found(connect, 
 )
 async def test_malformed_frames_get_bad_request_and_the_socket_stays_open(connect, alice, bob, raw):
     a = await connect(alice)
-    await settle(a)
     await a.comm.send_to(text_data=raw)
     await a.expect("Error", Code="bad_request")
     await a.send({"Type": "Connect"})
@@ -427,7 +428,6 @@ async def test_flooding_is_rate_limited(connect, alice, bob, settings):
     settings.CHAT_RATE_BURST = 5
     settings.CHAT_RATE_PER_SECOND = 1
     a = await connect(alice)
-    await settle(a)
     for _ in range(8):
         await a.send({"Type": "Connect"})
     frames = [await a.recv() for _ in range(8)]
