@@ -55,7 +55,22 @@ def kill_process(process: subprocess.Popen | None) -> None:
         process.wait(timeout=10)
 
 
-class Redis:
+class Service:
+    """A process this run started (`process`), killed or stopped by its pid."""
+
+    process: subprocess.Popen | None = None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        kill_process(self.process)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+class Redis(Service):
     """A redis-server of our own on a free port, without persistence: a restart forgets everything."""
 
     def __init__(self, workdir: Path) -> None:
@@ -73,20 +88,11 @@ class Redis:
             self.process = subprocess.Popen(command, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, timeout=10)
 
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        kill_process(self.process)
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
     def __str__(self) -> str:
         return f"redis-server on port {self.port}"
 
 
-class Daphne:
+class Daphne(Service):
     """One chat server process on a fixed port (a restart comes back on the same one)."""
 
     def __init__(self, label: str, env: dict[str, str], logdir: Path) -> None:
@@ -112,15 +118,6 @@ class Daphne:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
         wait_for_port(self.port, timeout=30)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        kill_process(self.process)
-
-    def stop(self) -> None:
-        stop_process(self.process)
 
     def __str__(self) -> str:
         return f"Daphne {self.label} on port {self.port}"

@@ -147,6 +147,14 @@ class Socket:
             assert frame.get(key) == value, (key, frame)
         return frame
 
+    async def next_of(self, type_: str, timeout: float = 5, **fields) -> dict:
+        """The next frame of that type and content, past any other (presence, `Synced`, ...)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.recv(timeout)
+                if frame["Type"] == type_ and all(frame.get(key) == value for key, value in fields.items()):
+                    return frame
+
     async def _until(self, last, timeout: float) -> list[dict]:
         """The frames before the first one `last` accepts (which is dropped), probes left out."""
         frames = []

@@ -16,7 +16,7 @@ from messaging import actions, catchup, events
 from messaging.events import collecting, run_action
 from messaging.hub import Hub, get_hub
 from messaging.seq import seq_committed
-from tests.test_resume import next_of, resume
+from tests.test_resume import resume
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +37,7 @@ async def online(connect, user):
     """A socket that sent `Connect` and got `State`: the sweep moves its mark."""
     sock = await connect(user)
     await sock.send({"Type": "Connect"})
-    await next_of(sock, "State")
+    await sock.next_of("State")
     return sock
 
 
@@ -61,7 +61,7 @@ async def test_a_change_whose_publish_was_lost_reaches_exactly_the_sockets_that_
         actions.message_send, sender=bob, chat="Private", to="alice", content="lost on the way"
     )
     for sock in (a, b):
-        frame = await next_of(sock, "Message", Content="lost on the way")
+        frame = await sock.next_of("Message", Content="lost on the way")
         assert frame["Seq"] == message.seq
     await swept_past(message.seq)
     frames = await c.drain()
@@ -71,7 +71,7 @@ async def test_a_change_whose_publish_was_lost_reaches_exactly_the_sockets_that_
 async def test_nothing_is_delivered_twice_when_nothing_was_lost(fast_sweep, connect, alice, bob):
     a, b = await online(connect, alice), await online(connect, bob)
     await b.send({"Type": "Send", "Chat": "Private", "To": "alice", "Content": "once"})
-    frame = await next_of(a, "Message", Content="once")
+    frame = await a.next_of("Message", Content="once")
     await swept_past(frame["Seq"])
     assert (await get_hub()).catchup.delivered == 0
     assert not [f for f in await a.drain() if f["Type"] == "Message"]
@@ -82,9 +82,9 @@ async def test_a_lost_removal_is_delivered_too(fast_sweep, connect, alice, bob, 
     message = await database_sync_to_async(
         lambda: actions.message_send(sender=bob, chat="Private", to="alice", content="x")[0]
     )()
-    await next_of(a, "Message", Id=message.pk)
+    await a.next_of("Message", Id=message.pk)
     await database_sync_to_async(unpublished)(actions.messages_remove, actor=iago, message_ids=[message.pk])
-    removed = await next_of(a, "Removed")
+    removed = await a.next_of("Removed")
     assert removed["Ids"] == [message.pk] and removed["By"] == "iago"
 
 
@@ -95,7 +95,7 @@ async def test_a_lost_subscribe_is_repaired_and_the_group_replayed(fast_sweep, c
     )
     await b.send({"Type": "Send", "Chat": "Group", "To": "Team", "Content": "first in Team"})
     for sock in (a, b):  # neither socket was subscribed: the sweep adds them and replays
-        await next_of(sock, "Message", Content="first in Team")
+        await sock.next_of("Message", Content="first in Team")
     group = await database_sync_to_async(ChatGroup.objects.get)(name="Team")
     assert layer_group_for(group.pk) in (await get_hub()).members
 
@@ -110,7 +110,7 @@ async def test_a_lost_unsubscribe_is_repaired(fast_sweep, connect, alice, bob):
         while any(getattr(s, "user", None) == alice for s in hub.members.get(group.layer_group, ())):
             await asyncio.sleep(0.02)
     await b.send({"Type": "Send", "Chat": "Group", "To": "Team", "Content": "alice left"})
-    frame = await next_of(b, "Message", Content="alice left")
+    frame = await b.next_of("Message", Content="alice left")
     await swept_past(frame["Seq"])
     assert not [f for f in await a.drain() if f["Type"] == "Message"]
 
@@ -161,10 +161,10 @@ async def test_a_join_on_one_process_misses_nothing_on_another_that_subscribes_l
                 await asyncio.sleep(0.01)
         for i in range(3):
             await a.send({"Type": "Send", "Chat": "Group", "To": "Team", "Content": f"while B was busy {i}"})
-            await next_of(a, "Message", Content=f"while B was busy {i}")
+            await a.next_of("Message", Content=f"while B was busy {i}")
         release.set()
         await a.send({"Type": "Send", "Chat": "Group", "To": "Team", "Content": "after"})
-        await next_of(a, "Message", Content="after")
+        await a.next_of("Message", Content="after")
         wanted = {f"while B was busy {i}" for i in range(3)} | {"after"}
         async with asyncio.timeout(5):
             while not wanted <= {_content(text) for text in bob_there.frames}:
@@ -185,15 +185,15 @@ async def test_the_cursor_to_resume_from_is_the_last_synced_not_the_highest_seq_
     the last `Synced` it comes."""
     a = await online(connect, alice)
     await run_action(actions.message_send, sender=bob, chat="Private", to="alice", content="nine")
-    nine = await next_of(a, "Message", Content="nine")
-    synced = await next_of(a, "Synced")
+    nine = await a.next_of("Message", Content="nine")
+    synced = await a.next_of("Synced")
     assert synced["Seq"] >= nine["Seq"]
     monkeypatch.setattr(catchup, "SWEEP_LAG", 3600)  # the sweep stays behind from here
     ten, _ = await database_sync_to_async(unpublished)(
         actions.message_send, sender=bob, chat="Private", to="alice", content="ten"
     )
     await run_action(actions.message_send, sender=bob, chat="Private", to="alice", content="eleven")
-    eleven = await next_of(a, "Message", Content="eleven")
+    eleven = await a.next_of("Message", Content="eleven")
     assert eleven["Seq"] > ten.seq
     await a.close()
     again = await connect(alice)
@@ -206,7 +206,7 @@ async def test_the_cursor_to_resume_from_is_the_last_synced_not_the_highest_seq_
 async def test_sockets_are_told_their_mark_as_things_change(fast_sweep, connect, alice, bob):
     a = await online(connect, alice)
     await database_sync_to_async(lambda: actions.message_send(sender=bob, chat="Private", to="bob", content="x"))()
-    synced = await next_of(a, "Synced")
+    synced = await a.next_of("Synced")
     assert synced["Seq"] >= 1
 
 
@@ -227,5 +227,5 @@ async def test_a_publish_that_fails_after_commit_is_delivered_by_the_sweep_and_l
     for i in range(3):
         await run_action(actions.message_send, sender=bob, chat="Private", to="alice", content=f"p{i}")
     for i in range(3):
-        await next_of(a, "Message", Content=f"p{i}")
+        await a.next_of("Message", Content=f"p{i}")
     assert caplog.text.count("publishing to") == 1, "one line for the outage, not one per event"

@@ -12,6 +12,7 @@ from channels.layers import InMemoryChannelLayer
 from groups import actions as group_actions
 from messaging.hub import Hub
 from messaging.models import Message
+from tests.conftest import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -375,14 +376,6 @@ async def test_a_lost_heartbeat_is_counted_as_a_gap_and_nobody_is_closed(hub):
     await hub.dispatch({**beat, "heartbeat": 4})  # 3 never came: events may have been lost too
     assert hub.gaps == 1, "the sweep delivers what was lost; the sockets stay open"
     assert not any(sock.closed for sock in sockets)
-
-
-async def eventually(condition, timeout: float = 3.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("not within the time allowed")
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from chatsite.settings import redis_channel_layer
 from tests.conftest import (
     REDIS_URL,
+    eventually,
     live_database_url,
     redis_layer,
     require_service,
@@ -32,8 +33,8 @@ async def test_a_socket_idle_for_longer_than_redis_py_timeout_still_receives(red
     a, b = await connect(alice), await connect(bob)
     await asyncio.sleep(6.5)  # idle on purpose: longer than redis-py's timeout
     await a.send({"Type": "Send", "To": "bob", "Content": "still there?", "Chat": "Private"})
-    await _next(b, "Message", Content="still there?")
-    await _next(a, "Message", Content="still there?")
+    await b.next_of("Message", Content="still there?")
+    await a.next_of("Message", Content="still there?")
     assert (await get_hub()).catchup.delivered == 0, "through the layer, not the hubs' sweep"
 
 
@@ -110,7 +111,7 @@ async def test_a_redis_that_forgets_every_membership_loses_no_message(redis, con
     a = await connect(alice)
     b = await connect(bob)
     await a.send({"Type": "Connect"})
-    await _next(a, "State")
+    await a.next_of("State")
     hub = await get_hub()
     client = aioredis.from_url(REDIS_URL)
     try:
@@ -120,26 +121,13 @@ async def test_a_redis_that_forgets_every_membership_loses_no_message(redis, con
     finally:
         await client.aclose()
     await b.send({"Type": "Send", "Chat": "Private", "To": "alice", "Content": "while Redis forgot us"})
-    frame = await _next(a, "Message", Content="while Redis forgot us")
+    frame = await a.next_of("Message", Content="while Redis forgot us")
     assert hub.catchup.delivered >= 1, "it came from the database"
-    await asyncio.wait_for(_until(lambda: hub.rejoins >= 1 and not hub.deaf), 5)
+    await eventually(lambda: hub.rejoins >= 1 and not hub.deaf)
     delivered = hub.catchup.delivered
     await b.send({"Type": "Send", "Chat": "Private", "To": "alice", "Content": "after"})
-    after = await _next(a, "Message", Content="after")
+    after = await a.next_of("Message", Content="after")
     assert after["Seq"] > frame["Seq"] and hub.catchup.delivered == delivered, "through the layer again"
-
-
-async def _next(sock, type_: str, **fields) -> dict:
-    """The next frame of that type and content, past any other (presence, ...)."""
-    while True:
-        frame = await sock.recv(timeout=5)
-        if frame["Type"] == type_ and all(frame.get(key) == value for key, value in fields.items()):
-            return frame
-
-
-async def _until(condition) -> None:
-    while not condition():
-        await asyncio.sleep(0.02)
 
 
 async def test_logging_out_through_one_process_closes_that_sessions_socket_on_another(two_servers):

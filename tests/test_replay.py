@@ -97,13 +97,20 @@ async def test_a_second_connect_waits_for_the_first_replay(connect, alice, bob):
     assert kinds == ["State", "Message", "Message", "Message"] * 2, "one replay at a time, never interleaved"
 
 
-@pytest.mark.usefixtures("five_messages")
-async def test_a_resume_by_seq_waits_for_a_slow_reader_between_batches_and_ends_with_synced(alice, monkeypatch):
+async def seq_replay_started(user, monkeypatch):
+    """A `Connect {"Seq": 0}` in batches of two to a reader that takes nothing: once `State` and
+    the first batch are written, (reader, socket, frames sent, the replay's task)."""
     monkeypatch.setattr(consumers, "REPLAY_BATCH", 2)
     reader = SlowReader()
-    sock, sent = replaying_socket(alice, reader)
+    sock, sent = replaying_socket(user, reader)
     replay = asyncio.create_task(sock.on_connect(protocol.Connect(since=None, seq=0)))
     await wait_until(lambda: len(sent) == 3)  # State and the first batch of two
+    return reader, sock, sent, replay
+
+
+@pytest.mark.usefixtures("five_messages")
+async def test_a_resume_by_seq_waits_for_a_slow_reader_between_batches_and_ends_with_synced(alice, monkeypatch):
+    reader, sock, sent, replay = await seq_replay_started(alice, monkeypatch)
     assert not replay.done() and sock.hub.catchup.marks[sock] == 0, "its mark waits for the replay"
     reader.read()
     await asyncio.wait_for(replay, 3)
@@ -115,11 +122,7 @@ async def test_a_resume_by_seq_waits_for_a_slow_reader_between_batches_and_ends_
 
 @pytest.mark.usefixtures("five_messages")
 async def test_a_resume_by_seq_stops_when_the_reader_leaves(alice, monkeypatch):
-    monkeypatch.setattr(consumers, "REPLAY_BATCH", 2)
-    reader = SlowReader()
-    sock, sent = replaying_socket(alice, reader)
-    replay = asyncio.create_task(sock.on_connect(protocol.Connect(since=None, seq=0)))
-    await wait_until(lambda: len(sent) == 3)
+    reader, sock, sent, replay = await seq_replay_started(alice, monkeypatch)
     reader.leave()
     await asyncio.wait_for(replay, 3)
     assert len(sent) == 3 and sock not in sock.hub.catchup.ready

@@ -18,18 +18,10 @@ from tests.conftest import make_user
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def next_of(sock, type_: str, **fields) -> dict:
-    """The next frame of that type and content, past any other (presence, ...)."""
-    while True:
-        frame = await sock.recv()
-        if frame["Type"] == type_ and all(frame.get(key) == value for key, value in fields.items()):
-            return frame
-
-
 async def resume(sock, seq: int) -> tuple[dict, list[dict], dict]:
     """`Connect` with `Seq`: (State, the replayed frames, Synced)."""
     await sock.send({"Type": "Connect", "Seq": seq})
-    state = await next_of(sock, "State")
+    state = await sock.next_of("State")
     replayed = []
     while (frame := await sock.recv())["Type"] != "Synced":
         if frame["Type"] in ("Message", "Removed"):
@@ -100,17 +92,17 @@ async def test_every_change_frame_carries_a_seq_that_grows_in_commit_order(conne
     a = await connect(alice)
     b = await connect(bob)
     await a.send({"Type": "Create", "Name": "Team", "List": ["bob"]})
-    created = await next_of(a, "Group", Event="Created")
+    created = await a.next_of("Group", Event="Created")
     await a.send({"Type": "Send", "Chat": "Group", "To": "Team", "Content": "one"})
-    one = await next_of(a, "Message", Content="one")
+    one = await a.next_of("Message", Content="one")
     await b.send({"Type": "Send", "Chat": "Private", "To": "alice", "Content": "two"})
-    two = await next_of(a, "Message", Content="two")
+    two = await a.next_of("Message", Content="two")
     await a.send({"Type": "Read", "Chat": "Private", "To": "bob", "Id": two["Id"]})
     other_tab = await connect(alice)
     await other_tab.send({"Type": "Read", "Chat": "Group", "To": "Team", "Id": one["Id"]})
-    read = await next_of(a, "Read", To="Team")
+    read = await a.next_of("Read", To="Team")
     await database_sync_to_async(actions.messages_remove)(actor=moderator, message_ids=[one["Id"]])
-    removed = await next_of(a, "Removed")
+    removed = await a.next_of("Removed")
     assert removed["Ids"] == [one["Id"]] and removed["By"] == "iago"
     seqs = [created["Seq"], one["Seq"], two["Seq"], read["Seq"], removed["Seq"]]
     assert seqs == sorted(seqs) and len(set(seqs)) == 5
@@ -123,7 +115,7 @@ async def test_a_resume_replays_new_and_removed_messages_oldest_first_then_synce
     before = await database_sync_to_async(send)(bob, "alice", "held before")
     a = await connect(alice)
     await a.send({"Type": "Connect"})
-    cursor = (await next_of(a, "State"))["Seq"]
+    cursor = (await a.next_of("State"))["Seq"]
     await a.close()
     new = await database_sync_to_async(send)(bob, "alice", "new while away")
     gone = await database_sync_to_async(send)(bob, "alice", "sent and removed while away")
@@ -145,7 +137,7 @@ async def test_a_resume_replays_only_what_the_user_may_see_now(connect, alice, b
     await database_sync_to_async(group_actions.group_create)(owner=bob, name="Others", member_usernames=["carol"])
     a = await connect(alice)
     await a.send({"Type": "Connect"})
-    cursor = (await next_of(a, "State"))["Seq"]
+    cursor = (await a.next_of("State"))["Seq"]
     await a.close()
     theirs = await database_sync_to_async(send)(bob, "carol", "not for alice")
     await database_sync_to_async(send)(bob, "Others", "a group alice is not in", chat="Group")
@@ -173,7 +165,7 @@ async def test_a_resume_at_the_present_replays_nothing(connect, alice, bob):
     await database_sync_to_async(send)(bob, "alice", "old")
     a = await connect(alice)
     await a.send({"Type": "Connect"})
-    now = (await next_of(a, "State"))["Seq"]
+    now = (await a.next_of("State"))["Seq"]
     _, replayed, synced = await resume(a, now)
     assert replayed == [] and synced["Seq"] == now
 
@@ -193,10 +185,10 @@ async def test_a_resume_at_the_present_replays_nothing(connect, alice, bob):
 async def test_a_bad_seq_is_refused_and_changes_nothing(connect, alice, frame):
     a = await connect(alice)
     await a.send({"Type": "Connect", **frame})
-    error = await next_of(a, "Error")
+    error = await a.next_of("Error")
     assert error["Code"] == "bad_request" and error["Ref"] == "Connect"
     await a.send({"Type": "Connect", "Seq": 0})
-    await next_of(a, "State")  # the socket stays and works
+    await a.next_of("State")  # the socket stays and works
 
 
 async def test_since_keeps_its_meaning_and_skips_removed_messages(connect, alice, bob, moderator):
@@ -205,10 +197,10 @@ async def test_since_keeps_its_meaning_and_skips_removed_messages(connect, alice
     await database_sync_to_async(actions.messages_remove)(actor=moderator, message_ids=[first.pk])
     a = await connect(alice)
     await a.send({"Type": "Connect", "Since": 0})
-    state = await next_of(a, "State")
+    state = await a.next_of("State")
     assert (await a.recv())["Id"] == second.pk and "Seq" in state
     await a.send({"Type": "Connect"})
-    await next_of(a, "State")  # nothing came between: the replay was one message
+    await a.next_of("State")  # nothing came between: the replay was one message
 
 
 # ---- tombstones ----------------------------------------------------------------------------
@@ -275,8 +267,8 @@ async def test_a_retry_of_a_removed_message_is_refused_not_stored_again(connect,
                 "is_image": is_image,
             }
         )
-        error = await next_of(a, "Error")
+        error = await a.next_of("Error")
         assert error["Code"] == "conflict" and error["ClientId"] == "k-1" and "removed" in error["Detail"]
     assert not await database_sync_to_async(Message.objects.filter(client_id="k-1").exists)()
     await a.send({"Type": "Send", "Chat": "Private", "To": "bob", "Content": "another", "ClientId": "k-2"})
-    await next_of(a, "Message", Content="another")
+    await a.next_of("Message", Content="another")
