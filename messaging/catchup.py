@@ -28,7 +28,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 
@@ -49,6 +50,22 @@ SWEEP_LAG = 2.0
 # How often the sockets are told their mark (`Synced`) while things change.
 SYNCED_EVERY = 5.0
 GROUP_PREFIX = layer_group_for(0)[:-1]
+
+
+async def change_pages(
+    *, user: Any, after: int, upto: int, group_id: int | None = None, size: int = 500
+) -> AsyncIterator[list[dict]]:
+    """The changes of `selectors.change_list` after `after` up to `upto`, a page of `size` at a
+    time, as current-state frames: for a resume (messaging.consumers) and a group replay."""
+    cursor: int | tuple[int, int] = after
+    while True:
+        changes = await database_sync_to_async(selectors.change_list)(
+            user=user, after=cursor, upto=upto, group_id=group_id, limit=size
+        )
+        yield protocol.change_frames(changes)
+        if len(changes) < size:
+            return
+        cursor = (changes[-1].seq, changes[-1].pk)
 
 
 class CatchUp:
@@ -104,16 +121,11 @@ class CatchUp:
     async def _replay_group(self, sock: LocalSocket, group_id: int, mark: int) -> None:
         try:
             upto = await database_sync_to_async(seq_committed)()
-            after: int | tuple[int, int] = mark
-            while True:
-                changes = await database_sync_to_async(selectors.change_list)(
-                    user=sock.user, after=after, upto=upto, group_id=group_id
-                )
-                for frame in protocol.change_frames(changes):
+            async for frames in change_pages(user=sock.user, after=mark, upto=upto, group_id=group_id):
+                for frame in frames:
                     await sock.deliver(protocol.encode(frame))
-                if len(changes) < 500 or sock.closed:
+                if sock.closed:
                     return
-                after = (changes[-1].seq, changes[-1].pk)
         except Exception:  # its mark stays where it was: the socket's next resume covers it
             log.exception("hub: replaying a group to a socket that joined it failed")
             self.ready.discard(sock)

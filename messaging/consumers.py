@@ -28,6 +28,7 @@ from chatsite.fastwrite import DirectWriter, Frame, direct_writer
 from chatsite.ratelimit import SharedBuckets, TokenBucket
 from groups import actions as group_actions
 from messaging import actions, events, protocol, selectors
+from messaging.catchup import change_pages
 from messaging.events import run_action
 from messaging.hub import Hub, get_hub
 from messaging.writer import get_writer
@@ -207,18 +208,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _replay_changes(self, *, after: int, upto: int) -> bool:
         """Every change the user may see with `after < Seq <= upto`; False if the peer left."""
-        cursor: int | tuple[int, int] = after
-        while True:
-            batch = await database_sync_to_async(selectors.change_list)(
-                user=self.user, after=cursor, upto=upto, limit=REPLAY_BATCH
-            )
-            for frame in protocol.change_frames(batch):
+        async for frames in change_pages(user=self.user, after=after, upto=upto, size=REPLAY_BATCH):
+            for frame in frames:
                 await self._send_frame(frame)
-            if len(batch) < REPLAY_BATCH:
-                return True
-            cursor = (batch[-1].seq, batch[-1].pk)
             if not await self._drained():
                 return False
+        return True
 
     async def _drained(self) -> bool:
         """Wait until what was written has mostly left (under Daphne); False if the peer left."""
