@@ -180,6 +180,8 @@ WHITENOISE_USE_FINDERS = True
 
 # Chat limits.
 CHAT_MAX_TEXT_LENGTH = envint("CHAT_MAX_TEXT_LENGTH", 10_000)
+# Seconds after sending during which a message may still be edited; 0 (the default): no limit.
+CHAT_EDIT_WINDOW = envint("CHAT_EDIT_WINDOW", 0)
 CHAT_HISTORY_PAGE = 50
 # A resume (`Connect` with `Seq`) replays at most this many changes; further behind, `State`
 # says `Reset` and the client loads its conversations again.

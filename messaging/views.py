@@ -12,6 +12,7 @@ from django.http import (
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from accounts.selectors import user_is_moderator
 from messaging import selectors
 
 
@@ -34,6 +35,8 @@ def chat(request: HttpRequest) -> HttpResponse:
         "Socket": "/ws/chat/",
         "ImageMaxBytes": settings.CHAT_IMAGE_MAX_BYTES,
         "TextMaxLength": settings.CHAT_MAX_TEXT_LENGTH,
+        "EditWindow": settings.CHAT_EDIT_WINDOW or None,  # seconds, or None: no limit
+        "Moderator": user_is_moderator(request.user),  # may remove any message
     }
     return render(request, "chat/index.html", {"chat_config": config})
 
