@@ -13,23 +13,30 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from accounts.actions import audit_record
-from accounts.selectors import moderator_require
+from accounts.selectors import moderator_require, sender_check, user_is_moderator
 from accounts.sessions import session_group, session_register
 from chatsite.errors import ChatError
 from chatsite.names import has_visible
 from groups.models import ChatGroup, layer_group_for
 from messaging import events
 from messaging.images import ProcessedImage, decode_data_url, process_image
-from messaging.models import Connection, Image, Message, ReadMarker, Report, Tombstone
-from messaging.protocol import GROUP, message_to_frame, presence_frame, read_frame, removed_frame
+from messaging.models import Connection, Image, Message, MessageEdit, Reaction, ReadMarker, Report, Tombstone
+from messaging.protocol import GROUP, PRIVATE, message_to_frame, presence_frame, read_frame, removed_frame
+from messaging.render import render_text
 from messaging.selectors import (
     conversation_get,
+    message_get_readable,
+    message_list_by_id,
     message_list_readable,
+    reply_original,
     send_target,
 )
 from messaging.seq import seq_take
+
+MAX_REACTION_EMOJI = 20  # different emoji on one message
 
 
 def _validate_text(content: str) -> str:
@@ -48,6 +55,7 @@ def message_send(
     content: str,
     is_image: bool = False,
     client_id: str | None = None,
+    reply_to: int | None = None,
     seq: int | None = None,
 ) -> tuple[Message, bool]:
     """Store a message and fan it out on commit. Returns (message, created).
@@ -59,6 +67,9 @@ def message_send(
     stored message is returned with created=False, so the caller re-sends its echo. For
     text the database's unique constraint finds the repeat (no lookup on the hot path); an
     image is looked up first, so a repeat is not decoded again.
+
+    A reply (`reply_to`) answers a message of the same conversation (`not_found` otherwise).
+    A text is rendered (messaging.render) here, once: every delivery sends that `html`.
     """
     if client_id and is_image:
         existing = _find_by_client_id(sender, client_id)
@@ -71,13 +82,18 @@ def message_send(
         with transaction.atomic():  # the check and the write in one transaction
             recipient, group = send_target(sender=sender, chat=chat, to=to, client_id=client_id)
             text = "" if is_image else _validate_text(content)
+            original = None
+            if reply_to is not None:
+                original = reply_original(sender=sender, recipient=recipient, group=group, message_id=reply_to)
             message = Message.objects.create(
                 sender=sender,
                 recipient=recipient,
                 group=group,
                 text=text,
+                html=render_text(text) if text else "",
                 is_image=is_image,
                 client_id=client_id or None,
+                reply_to=original,
                 seq=seq if seq is not None else seq_take(),
             )
             if picture is not None:
@@ -108,20 +124,110 @@ def image_store(*, message: Message, picture: ProcessedImage) -> Image:
 
 
 def _find_by_client_id(sender: AbstractBaseUser, client_id: str) -> Message | None:
-    return (
-        Message.objects.select_related("sender", "recipient", "group")
-        .filter(sender=sender, client_id=client_id)
-        .first()
-    )
+    found = Message.objects.filter(sender=sender, client_id=client_id).values_list("pk", flat=True).first()
+    return message_list_by_id(ids=[found])[0] if found is not None else None
 
 
-def _publish_message(message: Message) -> None:
-    frame = message_to_frame(message)
+def _publish_message(message: Message, *, change: str | None = None) -> None:
+    frame = message_to_frame(message, change=change)
     if message.group_id is not None:
         events.publish(message.group.layer_group, frame, seq=message.seq)
         return
     targets = [events.user_group(message.sender_id), events.user_group(message.recipient_id)]
     events.publish(targets, frame, seq=message.seq)
+
+
+def _conversation_of(message: Message) -> tuple[str, str]:
+    """The (`Chat`, `To`) a `Send` to this message's conversation from its sender names."""
+    if message.group_id is not None:
+        return GROUP, message.group.name
+    return PRIVATE, message.recipient.username
+
+
+def message_edit(*, user: AbstractBaseUser, message_id: int, content: str) -> tuple[Message, bool]:
+    """Change the text of one's own text message, within CHAT_EDIT_WINDOW seconds of sending
+    (0: no limit), with the checks of a text `Send`. The earlier text is kept for moderators
+    (MessageEdit); everyone who can read the message gets its new state (`Change: edit`, a new
+    `Seq`). Returns (message, changed): the same text again changes nothing."""
+    message = message_get_readable(user=user, message_id=message_id)
+    if message.sender_id != user.pk:
+        raise ChatError("forbidden", "You can only edit your own messages.")
+    if message.is_image:
+        raise ChatError("forbidden", "An image cannot be edited; remove it and send another.")
+    window = settings.CHAT_EDIT_WINDOW
+    if window and (timezone.now() - message.created).total_seconds() > window:
+        raise ChatError("forbidden", f"Messages can only be edited within {window} seconds of sending.")
+    chat, to = _conversation_of(message)
+    text = _validate_text(content)
+    if text == message.text:
+        return message, False
+    html = render_text(text)
+    with transaction.atomic():
+        seq = seq_take()
+        send_target(sender=user, chat=chat, to=to)  # muted, banned, no longer a member: refused
+        stored = Message.objects.select_for_update().filter(pk=message_id).values_list("text", "edited").first()
+        if stored is None:
+            raise ChatError("not_found", f"No message {message_id} that you can see.")
+        MessageEdit.objects.create(message_id=message_id, text=stored[0], written=stored[1] or message.created)
+        Message.objects.filter(pk=message_id).update(text=text, html=html, edited=timezone.now(), seq=seq)
+        message = message_list_by_id(ids=[message_id])[0]
+        _publish_message(message, change="edit")
+    return message, True
+
+
+def message_remove(*, actor: AbstractBaseUser, message_id: int) -> None:
+    """Remove one message: one's own, any of a group one owns, any at all for a moderator. As
+    `messages_remove`: its text and image go at once, its tombstone stays. Removing someone
+    else's is recorded in the audit log."""
+    moderator = user_is_moderator(actor)
+    message = message_get_readable(user=actor, message_id=message_id, moderator=moderator)
+    owner = message.group_id is not None and message.group.owner_id == actor.pk
+    if not (moderator or owner or message.sender_id == actor.pk):
+        raise ChatError("forbidden", "You can only remove your own messages, or those of a group you own.")
+    with transaction.atomic():
+        seq = seq_take()
+        message = Message.objects.select_for_update().filter(pk=message_id).select_related("sender").first()
+        if message is None:  # removed meanwhile
+            raise ChatError("not_found", f"No message {message_id} that you can see.")
+        if message.sender_id != actor.pk:
+            _audit_removal(actor=actor, message=message, reason="")
+        messages_tombstone([message], by=actor.username, seq=seq)
+        message.delete()
+
+
+def _audit_removal(*, actor: AbstractBaseUser, message: Message, reason: str) -> None:
+    audit_record(
+        actor=actor,
+        action="remove message",
+        reason=reason,
+        target=f"message {message.pk} by {message.sender.username}: {message.text[:200]}",
+    )
+
+
+def reaction_set(*, user: AbstractBaseUser, message_id: int, emoji: str, on: bool) -> bool:
+    """Give (`on`) or take back one's `emoji` on a message one can read; at most
+    MAX_REACTION_EMOJI different emoji on a message. Everyone who can read it gets its new
+    state (`Change: reaction`). Returns whether anything changed (a repeat changes nothing)."""
+    sender_check(user=user)  # a muted user does not post reactions either
+    message_get_readable(user=user, message_id=message_id)
+    mine = Reaction.objects.filter(message_id=message_id, user=user, emoji=emoji)
+    with transaction.atomic():
+        seq = seq_take()
+        readable = message_list_readable(user=user).filter(pk=message_id).select_for_update()
+        if not readable.values_list("pk", flat=True):  # removed meanwhile, or no longer a member
+            raise ChatError("not_found", f"No message {message_id} that you can see.")
+        if on == mine.exists():
+            return False
+        if on:
+            given = set(Reaction.objects.filter(message_id=message_id).values_list("emoji", flat=True))
+            if emoji not in given and len(given) >= MAX_REACTION_EMOJI:
+                raise ChatError("too_large", f"A message has at most {MAX_REACTION_EMOJI} different reactions.")
+            Reaction.objects.create(message_id=message_id, user=user, emoji=emoji)
+        else:
+            mine.delete()
+        Message.objects.filter(pk=message_id).update(seq=seq)
+        _publish_message(message_list_by_id(ids=[message_id])[0], change="reaction")
+    return True
 
 
 def conversation_read(*, user: AbstractBaseUser, chat: str, to: str, message_id: int, skip_channel: str = "") -> int:
@@ -196,12 +302,7 @@ def messages_remove(*, actor: AbstractBaseUser, message_ids: list[int], reason: 
         seq = seq_take()
         messages = list(Message.objects.filter(pk__in=message_ids).select_related("sender"))
         for message in messages:
-            audit_record(
-                actor=actor,
-                action="remove message",
-                reason=reason,
-                target=f"message {message.pk} by {message.sender.username}: {message.text[:200]}",
-            )
+            _audit_removal(actor=actor, message=message, reason=reason)
         if messages:
             messages_tombstone(messages, by=actor.username, seq=seq)
             Message.objects.filter(pk__in=[m.pk for m in messages]).delete()
@@ -260,7 +361,6 @@ def report_create(*, reporter: AbstractBaseUser, message_id: int, reason: str = 
 
 def reports_resolve(*, actor: AbstractBaseUser, report_ids: list[int], reason: str = "") -> int:
     moderator_require(actor)
-    from django.utils import timezone
 
     with transaction.atomic():
         reports = list(Report.objects.filter(pk__in=report_ids, resolved__isnull=True))

@@ -9,7 +9,7 @@ from chatsite.admin_actions import (
 )
 from chatsite.errors import ChatError
 from messaging import actions
-from messaging.models import Message, Report
+from messaging.models import Message, MessageEdit, Reaction, Report
 
 
 def _remove(*, actor, queryset, reason):
@@ -21,6 +21,23 @@ def _remove_reported(*, actor, queryset, reason):
     removed = actions.messages_remove(actor=actor, message_ids=ids, reason=reason)
     actions.reports_resolve(actor=actor, report_ids=list(queryset.values_list("pk", flat=True)), reason=reason)
     return removed
+
+
+class MessageEditInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Earlier versions of an edited message: moderators see them, users only the current text."""
+
+    model = MessageEdit
+    fields = ("written", "text", "replaced")
+    readonly_fields = fields
+    extra = 0
+    verbose_name = "earlier version"
+
+
+class ReactionInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Reaction
+    fields = ("emoji", "user", "created")
+    readonly_fields = fields
+    extra = 0
 
 
 @admin.register(Message)
@@ -37,8 +54,28 @@ class MessageAdmin(ModerationMixin, admin.ModelAdmin):
     list_per_page = 100
     ordering = ("-id",)
     raw_id_fields = ("sender", "recipient", "group")
-    readonly_fields = ("sender", "recipient", "group", "text", "is_image", "client_id", "created", "thumbnail")
+    readonly_fields = (
+        "sender",
+        "recipient",
+        "group",
+        "text",
+        "is_image",
+        "client_id",
+        "created",
+        "edited",
+        "replying_to",
+        "thumbnail",
+    )
     actions = [moderation_action(name="remove_messages", description="Remove selected messages", apply=_remove)]
+
+    @admin.display(description="reply to")
+    def replying_to(self, message):
+        if message.reply_to_id is None:
+            return ""
+        if not Message.objects.filter(pk=message.reply_to_id).exists():
+            return f"message {message.reply_to_id} (removed)"
+        url = reverse("admin:messaging_message_change", args=[message.reply_to_id])
+        return format_html('<a href="{}">message {}</a>', url, message.reply_to_id)
 
     @admin.display(description="conversation")
     def conversation(self, message):
@@ -66,6 +103,9 @@ class MessageAdmin(ModerationMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return self.has_moderate_permission(request)
+
+    def get_inlines(self, request, obj):
+        return [MessageEditInline, ReactionInline] if self.has_moderate_permission(request) else []
 
     def get_actions(self, request):
         available = super().get_actions(request)

@@ -231,6 +231,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "content": command.content,
             "is_image": command.is_image,
             "client_id": command.client_id,
+            "reply_to": command.reply_to,
         }
         if command.is_image:  # decoded in a pool thread, outside the batch and the database thread
             message, created = await run_action(actions.message_send, pool=True, **fields)
@@ -238,6 +239,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             message, created = await get_writer().send(**fields)
         if not created:
             await self._send_frame(protocol.message_to_frame(message))
+
+    async def on_edit(self, command: protocol.Edit) -> None:
+        message, changed = await run_action(
+            actions.message_edit, user=self.user, message_id=command.id, content=command.content
+        )
+        if not changed:  # the same text: nothing went out, so this socket hears the message as it is
+            await self._send_frame(protocol.message_to_frame(message))
+
+    async def on_remove(self, command: protocol.Remove) -> None:
+        await run_action(actions.message_remove, actor=self.user, message_id=command.id)
+
+    async def on_react(self, command: protocol.React) -> None:
+        await run_action(
+            actions.reaction_set, user=self.user, message_id=command.id, emoji=command.emoji, on=command.on
+        )
 
     async def on_join(self, command: protocol.Join) -> None:
         if command.chat == protocol.GROUP and command.before is None:
@@ -278,6 +294,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     HANDLERS: dict[type, Callable[[ChatConsumer, Any], Awaitable[None]]] = {
         protocol.Connect: on_connect,
         protocol.Send: on_send,
+        protocol.Edit: on_edit,
+        protocol.Remove: on_remove,
+        protocol.React: on_react,
         protocol.Join: on_join,
         protocol.Create: on_create,
         protocol.Delete: on_delete,

@@ -5,8 +5,11 @@ from django.db.models import Q
 
 class MessageQuerySet(models.QuerySet):
     def bulk_create(self, objs, *args, **kwargs):
-        """Messages without a `seq` take one each, in one transaction with their rows."""
+        """Messages without a `seq` take one each, in one transaction with their rows; texts
+        without their `html` are rendered (messaging.render)."""
         objs = list(objs)
+        for message in objs:
+            message.render_if_needed()
         unnumbered = [message for message in objs if message.seq is None]
         if not unnumbered:
             return super().bulk_create(objs, *args, **kwargs)
@@ -32,11 +35,19 @@ class Message(models.Model):
         "groups.ChatGroup", null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
     )
     text = models.TextField(blank=True)
+    # `text` rendered to sanitized HTML (messaging.render), once, when it is stored or edited.
+    html = models.TextField(blank=True)
     is_image = models.BooleanField(default=False)
     client_id = models.CharField(max_length=64, null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     # The change cursor of the message's last change (messaging.seq): what a resume replays by.
     seq = models.BigIntegerField(db_index=True)
+    edited = models.DateTimeField(null=True, blank=True)
+    # The message this one answers. No database constraint: a removed original leaves its id
+    # here, so the reply can say "original message removed" (its row is gone, not nulled).
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
 
     class Meta:
         ordering = ["id"]
@@ -59,9 +70,18 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.sender_id} -> {self.recipient_id or self.group_id}: {self.text[:40]}"
 
+    def render_if_needed(self) -> None:
+        """A text stored without its `html` (an import, a shell) is rendered here; the actions
+        render their own."""
+        if self.text and not self.html and not self.is_image:
+            from messaging.render import render_text
+
+            self.html = render_text(self.text)
+
     def save(self, *args, **kwargs) -> None:
         """A message saved without a `seq` (the admin, a shell) takes one, in one transaction
         with its row; the actions hand theirs over (messaging.seq)."""
+        self.render_if_needed()
         if self.seq is not None:
             return super().save(*args, **kwargs)
         from messaging.seq import seq_take
@@ -69,6 +89,41 @@ class Message(models.Model):
         with transaction.atomic():
             self.seq = seq_take()
             super().save(*args, **kwargs)
+
+
+class MessageEdit(models.Model):
+    """An earlier version of an edited message, for moderators (users see only the current
+    text). Goes with the message when it is removed."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="edits")
+    text = models.TextField()
+    # When this version was written: the message's sending, or its previous edit.
+    written = models.DateTimeField()
+    replaced = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message", "id"]
+
+    def __str__(self) -> str:
+        return f"earlier version of message {self.message_id}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message (messaging.actions.reaction_set)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=32)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} on message {self.message_id}"
 
 
 class SeqCounter(models.Model):

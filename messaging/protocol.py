@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import emoji as emoji_data
+
 from chatsite.errors import ChatError
 from groups.names import clean_group_name
 
@@ -25,6 +27,8 @@ MAX_USERNAME = 150
 MAX_REASON = 500
 MAX_DEPTH = 32  # frames are flat objects; the limit only keeps the decoder's recursion bounded
 MAX_ID = 2**63 - 1  # the database's integer
+MAX_EMOJI = 32  # characters: the longest ZWJ sequences (families, flags of regions) have 10 or so
+REPLY_QUOTE = 200  # characters of the original's text in a reply's `ReplyTo`
 # Control characters (Cc): PostgreSQL refuses NUL where SQLite stores it, so all of them are
 # refused everywhere, except the tab and newline of message text (`\r` is made a newline).
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -52,6 +56,25 @@ class Send:
     content: str
     is_image: bool
     client_id: str | None
+    reply_to: int | None = None
+
+
+@dataclass(frozen=True)
+class Edit:
+    id: int
+    content: str
+
+
+@dataclass(frozen=True)
+class Remove:
+    id: int
+
+
+@dataclass(frozen=True)
+class React:
+    id: int
+    emoji: str
+    on: bool
 
 
 @dataclass(frozen=True)
@@ -90,7 +113,7 @@ class Report:
     reason: str
 
 
-Command = Connect | Send | Join | Create | Delete | Leave | Read | Report
+Command = Connect | Send | Edit | Remove | React | Join | Create | Delete | Leave | Read | Report
 
 
 def _bad(detail: str) -> ChatError:
@@ -113,6 +136,13 @@ def _opt_int(frame: dict, key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise _bad(f"'{key}' must be a non-negative integer.")
+    return value
+
+
+def _id(frame: dict, key: str = "Id") -> int:
+    value = _opt_int(frame, key)
+    if value is None:
         raise _bad(f"'{key}' must be a non-negative integer.")
     return value
 
@@ -161,7 +191,46 @@ def _parse_send(frame: dict) -> Send:
     client_id = frame.get("ClientId")
     if client_id is not None:
         client_id = _str(frame, "ClientId", max_len=MAX_CLIENT_ID)
-    return Send(chat=chat, to=_target(frame, chat), content=content, is_image=bool(is_image), client_id=client_id)
+    return Send(
+        chat=chat,
+        to=_target(frame, chat),
+        content=content,
+        is_image=bool(is_image),
+        client_id=client_id,
+        reply_to=_opt_int(frame, "ReplyTo"),
+    )
+
+
+def _parse_edit(frame: dict) -> Edit:
+    content = frame.get("Content")
+    if not isinstance(content, str):
+        raise _bad("'Content' must be a string.")
+    return Edit(id=_id(frame), content=_content(content, is_image=False))
+
+
+def _parse_remove(frame: dict) -> Remove:
+    return Remove(id=_id(frame))
+
+
+def emoji_clean(value: Any) -> str:
+    """One emoji (skin tones, ZWJ sequences, flags and keycaps included), as the `emoji`
+    package's Unicode data knows them, in its fully qualified form: "❤" and "❤️" are one
+    reaction, not two."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_EMOJI or not emoji_data.is_emoji(value):
+        raise _bad("'Emoji' must be a single emoji.")
+    qualified = value + "\ufe0f"
+    if emoji_data.EMOJI_DATA[value]["status"] != emoji_data.STATUS["fully_qualified"] and qualified in (
+        emoji_data.EMOJI_DATA
+    ):
+        return qualified
+    return value
+
+
+def _parse_react(frame: dict) -> React:
+    on = frame.get("On")
+    if not isinstance(on, bool):
+        raise _bad("'On' must be true (add my reaction) or false (take it back).")
+    return React(id=_id(frame), emoji=emoji_clean(frame.get("Emoji")), on=on)
 
 
 def _parse_join(frame: dict) -> Join:
@@ -190,16 +259,11 @@ def _parse_leave(frame: dict) -> Leave:
 
 def _parse_read(frame: dict) -> Read:
     chat = _chat(frame)
-    message_id = _opt_int(frame, "Id")
-    if message_id is None:
-        raise _bad("'Id' must be a non-negative integer.")
-    return Read(chat=chat, to=_target(frame, chat), id=message_id)
+    return Read(chat=chat, to=_target(frame, chat), id=_id(frame))
 
 
 def _parse_report(frame: dict) -> Report:
-    message_id = _opt_int(frame, "Id")
-    if message_id is None:
-        raise _bad("'Id' must be a non-negative integer.")
+    message_id = _id(frame)
     reason = frame.get("Reason", "")
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         raise _bad(f"'Reason' must be a string of at most {MAX_REASON} characters.")
@@ -211,6 +275,9 @@ def _parse_report(frame: dict) -> Report:
 PARSERS: dict[str, Callable[[dict], Command]] = {
     "Connect": _parse_connect,
     "Send": _parse_send,
+    "Edit": _parse_edit,
+    "Remove": _parse_remove,
+    "React": _parse_react,
     "Join": _parse_join,
     "Create": _parse_create,
     "Delete": _parse_delete,
@@ -317,6 +384,10 @@ def message_frame(
     time: datetime,
     client_id: str | None,
     seq: int | None = None,
+    html: str = "",
+    edited: datetime | None = None,
+    reply_to: dict | None = None,
+    reactions: list[dict] | None = None,
 ) -> dict:
     frame = {
         "Type": "Message",
@@ -332,14 +403,37 @@ def message_frame(
         frame["Seq"] = seq
     if client_id:
         frame["ClientId"] = client_id
+    if html:
+        frame["Html"] = html
+    if edited is not None:
+        frame["Edited"] = format_time(edited)
+    if reply_to is not None:
+        frame["ReplyTo"] = reply_to
+    if reactions:
+        frame["Reactions"] = reactions
     return frame
 
 
-def message_to_frame(message: Any) -> dict:
+def reply_frame(*, id: int, original: Any) -> dict:
+    """A reply's `ReplyTo`: the start of its original as it is now (a stored Message with its
+    sender loaded, or None once it was removed)."""
+    if original is None:
+        return {"Id": id, "Removed": True}
+    content = image_path(original.pk) if original.is_image else original.text[:REPLY_QUOTE]
+    return {"Id": id, "From": original.sender.username, "Content": content, "is_image": int(original.is_image)}
+
+
+def message_to_frame(message: Any, *, change: str | None = None) -> dict:
     """The `Message` frame of a stored messaging.models.Message (sender, recipient and group
-    loaded): read by attribute only, so this module stays free of the ORM."""
+    loaded; its original, when it replies, and its `reaction_list` too, as the selectors load
+    them): read by attribute only, so this module stays free of the ORM. A `change` ("edit",
+    "reaction") says why a message already sent is sent again."""
     private = message.group_id is None
-    return message_frame(
+    reply_to = None
+    if message.reply_to_id is not None:
+        # None for a removed original (its row is gone; the relation is not a constraint).
+        reply_to = reply_frame(id=message.reply_to_id, original=getattr(message, "reply_to", None))
+    frame = message_frame(
         id=message.pk,
         sender=message.sender.username,
         to=message.recipient.username if private else message.group.name,
@@ -349,7 +443,14 @@ def message_to_frame(message: Any) -> dict:
         time=message.created,
         client_id=message.client_id,
         seq=message.seq,
+        html=message.html,
+        edited=message.edited,
+        reply_to=reply_to,
+        reactions=[{"Emoji": e, "Users": users} for e, users in getattr(message, "reaction_list", ())],
     )
+    if change:
+        frame["Change"] = change
+    return frame
 
 
 def image_path(message_id: int) -> str:
@@ -420,6 +521,9 @@ def read_frame(*, chat: str, to: str, id: int, seq: int) -> dict:
 COMMAND_TYPES = {
     Connect: "Connect",
     Send: "Send",
+    Edit: "Edit",
+    Remove: "Remove",
+    React: "React",
     Join: "Join",
     Create: "Create",
     Delete: "Delete",

@@ -28,7 +28,7 @@ from accounts.selectors import sender_check, user_is_moderator
 from chatsite.errors import ChatError
 from groups.models import ChatGroup, Membership
 from groups.selectors import group_require_member, group_summary, groups_with_members
-from messaging.models import Connection, Image, Message, ReadMarker, Tombstone
+from messaging.models import Connection, Image, Message, Reaction, ReadMarker, Tombstone
 from messaging.protocol import PRIVATE
 from messaging.seq import seq_committed
 
@@ -125,19 +125,72 @@ def image_get(*, user: AbstractBaseUser, message_id: int, thumbnail: bool) -> tu
 
 
 def _with_names(queryset: QuerySet[Message]) -> QuerySet[Message]:
-    return queryset.select_related("sender", "recipient", "group").only(
+    """What a `Message` frame needs, in the one query (reactions come next: with_reactions)."""
+    return queryset.select_related("sender", "recipient", "group", "reply_to__sender").only(
         "id",
         "text",
+        "html",
         "is_image",
         "client_id",
         "created",
+        "edited",
         "seq",
         "group_id",
         "recipient_id",
         "sender__username",
         "recipient__username",
         "group__name",
+        "reply_to__text",
+        "reply_to__is_image",
+        "reply_to__sender__username",
     )
+
+
+def with_reactions(messages: list[Message]) -> list[Message]:
+    """Give each message its `reaction_list` (messaging.protocol.message_to_frame): (emoji, the
+    usernames in the order they reacted) in the order each emoji was first given. One query."""
+    by_id = {message.pk: message for message in messages}
+    for message in messages:
+        message.reaction_list = []
+    if not by_id:
+        return messages
+    summary: dict[int, dict[str, list[str]]] = {}
+    rows = Reaction.objects.filter(message_id__in=by_id).order_by("id")
+    for message_id, emoji, username in rows.values_list("message_id", "emoji", "user__username"):
+        summary.setdefault(message_id, {}).setdefault(emoji, []).append(username)
+    for message_id, emojis in summary.items():
+        by_id[message_id].reaction_list = list(emojis.items())
+    return messages
+
+
+def _framed(queryset: QuerySet[Message]) -> list[Message]:
+    return with_reactions(list(_with_names(queryset)))
+
+
+def message_get_readable(*, user: AbstractBaseUser, message_id: int, moderator: bool = False) -> Message:
+    """One message the user may read (any message, for a moderator acting as one), loaded for its
+    frame; `not_found` otherwise, the same for a message that does not exist."""
+    messages = Message.objects.all() if moderator and user_is_moderator(user) else message_list_readable(user=user)
+    found = _framed(messages.filter(pk=message_id))
+    if not found:
+        raise ChatError("not_found", f"No message {message_id} that you can see.")
+    return found[0]
+
+
+def reply_original(*, sender: AbstractBaseUser, recipient, group, message_id: int) -> Message:
+    """The message a new one in this conversation (a group, or the private one with
+    `recipient`) answers; `not_found` if it is not one of that conversation's."""
+    if group is not None:
+        messages = Message.objects.filter(group=group)
+    else:
+        messages = private_messages(user=sender, peer=recipient)
+    original = (
+        messages.filter(pk=message_id).select_related("sender").only("id", "text", "is_image", "sender__username")
+    )
+    found = original.first()
+    if found is None:
+        raise ChatError("not_found", f"No message {message_id} in this conversation to reply to.")
+    return found
 
 
 def private_messages(*, user: AbstractBaseUser, peer: AbstractBaseUser) -> QuerySet[Message]:
@@ -162,7 +215,7 @@ def history_page(
     if before is not None:
         messages = messages.filter(id__lt=before)
     size = settings.CHAT_HISTORY_PAGE
-    page = list(_with_names(messages).order_by("-id")[: size + 1])
+    page = _framed(messages.order_by("-id")[: size + 1])
     return page[:size][::-1], len(page) > size
 
 
@@ -176,7 +229,7 @@ def message_list_readable(*, user: AbstractBaseUser) -> QuerySet[Message]:
 
 def message_list_after(*, user: AbstractBaseUser, after: int, limit: int = 500) -> list[Message]:
     """Up to `limit` messages the user may read with an id above `after`, oldest first."""
-    return list(_with_names(message_list_readable(user=user).filter(id__gt=after)).order_by("id")[:limit])
+    return _framed(message_list_readable(user=user).filter(id__gt=after).order_by("id")[:limit])
 
 
 def _unread_private(user: AbstractBaseUser) -> dict[int, int]:
@@ -284,7 +337,7 @@ def change_list(
     if group_id is not None:
         messages, tombstones = messages.filter(group_id=group_id), tombstones.filter(group_id=group_id)
     found = [
-        *_with_names(_in_range(messages, after=after, upto=upto)).order_by("seq", "id")[:limit],
+        *_framed(_in_range(messages, after=after, upto=upto).order_by("seq", "id")[:limit]),
         *_in_range(tombstones, after=after, upto=upto).order_by("seq", "pk")[:limit],
     ]
     found.sort(key=lambda change: (change.seq, change.pk))
@@ -310,7 +363,7 @@ def sweep_read(*, user_ids: list[int], after: int, upto: int) -> tuple[dict[int,
 def message_list_by_id(*, ids: list[int]) -> list[Message]:
     """Messages by id, as `Message` frames need them (no access check: the hub's sweep has
     checked who gets each one)."""
-    return list(_with_names(Message.objects.filter(pk__in=ids)))
+    return _framed(Message.objects.filter(pk__in=ids))
 
 
 def tombstone_list_by_id(*, ids: list[int]) -> list[Tombstone]:
