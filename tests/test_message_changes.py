@@ -64,7 +64,7 @@ async def resume(sock, seq: int) -> list[dict]:
 # ---- Edit --------------------------------------------------------------------------------
 
 
-async def test_the_sender_edits_and_every_member_gets_the_new_state(connect, group, alice, bob, carol):
+async def test_the_sender_edits_and_every_member_gets_the_new_state(layer, connect, group, alice, bob, carol):
     message = await db(post)(alice, "Class", "Homework: page 12")
     a, b, c = await sockets(connect, alice, bob, carol)
     await a.send({"Type": "Edit", "Id": message.pk, "Content": "Homework: page **21**"})
@@ -164,7 +164,7 @@ async def test_an_edit_made_while_away_comes_back_on_resume(connect, group, alic
 # ---- Remove ------------------------------------------------------------------------------
 
 
-async def test_the_sender_removes_their_message_for_everyone_at_once(connect, group, alice, bob, carol):
+async def test_the_sender_removes_their_message_for_everyone_at_once(layer, connect, group, alice, bob, carol):
     message = await db(post)(bob, "Class", "oops, wrong group")
     a, b, c = await sockets(connect, alice, bob, carol)
     await b.send({"Type": "Remove", "Id": message.pk})
@@ -277,7 +277,7 @@ async def test_a_reply_shows_its_originals_current_text_then_that_it_was_removed
 # ---- React -------------------------------------------------------------------------------
 
 
-async def test_reactions_add_up_and_each_user_takes_back_only_their_own(connect, group, alice, bob, carol):
+async def test_reactions_add_up_and_each_user_takes_back_only_their_own(layer, connect, group, alice, bob, carol):
     message = await db(post)(alice, "Class", "Exam moved to Friday")
     a, b, c = await sockets(connect, alice, bob, carol)
 

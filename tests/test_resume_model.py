@@ -1,5 +1,5 @@
-"""A model-based test of resuming (hypothesis stateful): random sends, removals, joins, leaves and
-abrupt disconnects by several users; after every resume, a client holds exactly what a fresh load
+"""A model-based test of resuming (hypothesis stateful): random sends, edits, reactions, removals,
+joins, leaves and abrupt disconnects by several users; after every resume, a client holds exactly what a fresh load
 shows.
 
 alice, bob and carol each hold one client: a socket and what it was told, kept by the rules of
@@ -40,11 +40,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from accounts.models import AuditEntry
+from chatsite.errors import ChatError
 from chatsite.ratelimit import limits_reset
 from groups import actions as group_actions
 from groups.models import ChatGroup
 from messaging import catchup, selectors
-from messaging.actions import message_send, messages_remove
+from messaging.actions import message_edit, message_send, messages_remove, reaction_set
 from messaging.hub import stop_hubs
 from messaging.models import Message, Tombstone
 from tests.conftest import ORIGIN, Socket, session_cookie
@@ -64,6 +65,7 @@ KEEP = st.none() | st.integers(0, 12)  # how many frames a client had read when 
 ACTION = st.one_of(  # what happens while someone is away
     st.tuples(st.just("send"), st.sampled_from(CLIENTS), st.sampled_from(CLIENTS + GROUPS), st.booleans()),
     st.tuples(st.just("remove")),
+    st.tuples(st.just("change")),
     st.tuples(st.just("move"), st.sampled_from(CLIENTS), st.sampled_from(GROUPS)),
 )
 
@@ -294,6 +296,29 @@ class ResumeMachine(RuleBasedStateMachine):
             chosen = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2, unique=True), label="remove")
             await database_sync_to_async(messages_remove)(actor=self.users["iago"], message_ids=chosen, reason="x")
 
+    async def change_some(self, data, held_by: list[str]) -> None:
+        """Its sender edits a message, or toggles a reaction to it (often one that a client of
+        `held_by` holds): either gives it a new `Seq` (and text) that a resume must bring. A
+        sender who left the group cannot (`not_found`): nothing changes."""
+        rows = await database_sync_to_async(lambda: list(Message.objects.values_list("id", "sender__username")))()
+        held = [row for row in rows if any(row[0] in self.clients[name].messages for name in held_by)]
+        pool = data.draw(st.sampled_from([rows, held] if held else [rows]), label="from")
+        if not pool:
+            return
+        message_id, sender = data.draw(st.sampled_from(pool), label="change")
+        user = self.users[sender]
+        self.sent += 1
+        try:
+            if data.draw(st.booleans(), label="edit"):
+                await database_sync_to_async(message_edit)(
+                    user=user, message_id=message_id, content=f"edit #{self.sent}"
+                )
+            else:
+                on = data.draw(st.booleans(), label="on")
+                await database_sync_to_async(reaction_set)(user=user, message_id=message_id, emoji="👍", on=on)
+        except ChatError as error:
+            assert error.code == "not_found", error
+
     async def join_or_leave_one(self, name: str, group: str) -> None:
         """Join the group, or leave it if a member (from another tab: the actions)."""
         user = self.users[name]
@@ -332,6 +357,10 @@ class ResumeMachine(RuleBasedStateMachine):
     def remove(self, data) -> None:
         self.run(self.remove_some(data, self.offline()))
 
+    @rule(data=st.data())
+    def change(self, data) -> None:
+        self.run(self.change_some(data, self.offline()))
+
     @rule(name=st.sampled_from(CLIENTS), group=st.sampled_from(GROUPS))
     def join_or_leave(self, name: str, group: str) -> None:
         self.run(self.join_or_leave_one(name, group))
@@ -365,6 +394,8 @@ class ResumeMachine(RuleBasedStateMachine):
                     await self.send_one(*args)
                 elif action == "remove":
                     await self.remove_some(data, [name])
+                elif action == "change":
+                    await self.change_some(data, [name])
                 else:
                     await self.join_or_leave_one(*args)
             await self.resume(client)
