@@ -309,15 +309,16 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture
 def person(browser, daphne_server):
-    """person(name) -> a page of a new browser, registered and on the chat page (test hooks on)."""
+    """person(name) -> a page of a new browser, registered and on the chat page (test hooks on);
+    further keywords go to its context (has_touch=True, is_mobile=True for a phone)."""
     from tests.browser import DESKTOP, TEST_HOOKS, register
 
     pages = []
 
-    def _person(name: str, viewport=DESKTOP):
+    def _person(name: str, viewport=DESKTOP, **context_args):
         # Playwright's wait_for_function evaluates its predicate with eval(), which the site's CSP
         # forbids; the policy itself is tested in tests/test_browser_csp.py, without this.
-        context = browser.new_context(viewport=viewport, bypass_csp=True)
+        context = browser.new_context(viewport=viewport, bypass_csp=True, **context_args)
         context.add_init_script(TEST_HOOKS)
         page = context.new_page()
         page.on("pageerror", lambda error: pytest.fail(f"{name}: JavaScript error: {error}"))

@@ -12,13 +12,21 @@ import { setupComposer } from "./ui/composer.js";
 import { showCatchingUp, showConnection } from "./ui/banner.js";
 import { setupControls } from "./ui/controls.js";
 import * as notify from "./ui/notify.js";
+import { setupActions } from "./ui/actions.js";
+import { confirmDialog } from "./ui/dialog.js";
+import { setupEditor } from "./ui/edit.js";
+import { renderReplyBar } from "./ui/reply.js";
+import { toast } from "./ui/toast.js";
 
 const $ = (id) => document.getElementById(id);
 const config = JSON.parse($("chat-config").textContent);
-const store = new Store(config.User);
+const store = new Store(config.User, { editWindow: config.EditWindow ?? null, moderator: Boolean(config.Moderator) });
 const testHooks = window.chatTestHooks === true; // set by the browser tests only, never by the page
 const READ_GAP = 1000; // ms between two `Read`s of one conversation
 let socket;
+let editor; // ui/edit.js: the message being edited in place
+let actionsBar; // ui/actions.js: the bar of the message in use
+let seeking = null; // {key, id}: a quote was clicked whose original is older than what is loaded
 const retries = new Map(); // ClientId -> times the server said "not now"
 const reads = new Map(); // conversation key -> {due}: a `Read` went out less than READ_GAP ago
 
@@ -47,10 +55,12 @@ const app = {
     const shown = store.active === conv.key;
     const wasAtBottom = shown && view.isAtBottom();
     if (counted && !(shown && wasAtBottom && document.visibilityState === "visible")) this.attention(m, conv);
-    if (shown) {
+    if (changed) editor.follow(m);
+    if (shown && changed && !isNew) {
+      this.redraw(conv, [[changed, m]]); // an edit or a reaction: that row (and replies quoting it)
+    } else if (shown) {
       if (replaced) rows.removeMessages(conv, [replaced]);
       if (isNew) rows.insertMessages(store, conv, [m]);
-      if (changed) rows.redrawMessage(store, conv, m, changed);
       if (m.From === store.me || wasAtBottom) view.scrollToBottom();
       else if (isNew) view.showJump();
       this.markRead();
@@ -60,7 +70,7 @@ const app = {
 
   historyAdded({ conv, added, changed }) {
     if (store.active !== conv.key) return;
-    for (const [old, m] of changed) rows.redrawMessage(store, conv, m, old);
+    if (changed.length) this.redraw(conv, changed);
     if (store.takeFirstPaint(conv)) {
       if (rows.isDrawnFrom(conv)) rows.insertMessages(store, conv, added);
       else rows.renderConversation(store, conv); // what was drawn is gone from the store (a Reset)
@@ -69,11 +79,31 @@ const app = {
       view.keepingPosition(() => rows.insertMessages(store, conv, added));
     }
     this.markRead();
+    if (seeking?.key === conv.key) this.showOriginal(seeking.id);
+  },
+
+  // Messages held in a newer state ([old, new] pairs): their rows, and the replies quoting them.
+  redraw(conv, pairs) {
+    const ids = pairs.map(([, m]) => m.Id);
+    const quoting = store.repliesTo(conv, ids).filter((r) => !ids.includes(r.Id));
+    view.keepingView(() => {
+      for (const [old, m] of pairs) rows.redrawMessage(store, conv, m, old);
+      for (const r of quoting) rows.redrawMessage(store, conv, r);
+    });
+    renderReplyBar(store, conv);
+    actionsBar.sync();
   },
 
   messagesRemoved(touched) {
     for (const { conv, gone } of touched) {
-      if (store.active === conv.key) view.keepingPosition(() => rows.removeMessages(conv, gone));
+      const ids = gone.map((m) => m.Id);
+      editor.drop(ids);
+      if (store.active === conv.key) {
+        view.keepingPosition(() => rows.removeMessages(conv, gone));
+        const quoting = store.repliesTo(conv, ids);
+        if (quoting.length) view.keepingView(() => { for (const r of quoting) rows.redrawMessage(store, conv, r); });
+        renderReplyBar(store, conv);
+      }
       this.refreshUnread(conv);
     }
   },
@@ -96,7 +126,10 @@ const app = {
     $("app").dataset.view = "conversation";
     this.refreshSidebar();
     this.refreshHeader();
+    editor.stop({ focusComposer: false });
+    seeking = null;
     rows.renderConversation(store, conv);
+    renderReplyBar(store, conv);
     view.scrollToBottom();
     if (store.needsJoin(conv)) this.join(conv);
     this.markRead();
@@ -113,6 +146,7 @@ const app = {
     store.setActive(null);
     sessionStorage.removeItem("chat.active");
     $("app").dataset.view = "list";
+    renderReplyBar(store, null);
     this.refreshHeader();
     this.refreshSidebar();
   },
@@ -135,7 +169,61 @@ const app = {
 
   sendText(text) {
     const conv = store.activeConv;
-    return conv ? sendNew(conv, P.send(conv.chat, conv.name, text, P.newClientId())) : false;
+    if (!conv) return false;
+    sendNew(conv, P.send(conv.chat, conv.name, text, P.newClientId(), conv.replyDraft));
+    this.cancelReply();
+    return true;
+  },
+
+  startReply(m) {
+    const conv = store.activeConv;
+    if (!conv) return;
+    store.setReplyDraft(conv, m.Id);
+    renderReplyBar(store, conv);
+    $("input").focus();
+  },
+
+  // Returns whether there was a reply to cancel (Escape in the composer).
+  cancelReply() {
+    const conv = store.activeConv;
+    if (!conv?.replyDraft) return false;
+    store.setReplyDraft(conv, null);
+    renderReplyBar(store, conv);
+    return true;
+  },
+
+  // ↑ in an empty composer: edit my last message here, if it still may be.
+  editLast() {
+    const conv = store.activeConv;
+    const m = conv && store.lastEditable(conv);
+    if (!m || !rows.rowOf(conv, m.Id)) return false;
+    editor.start(m);
+    rows.rowOf(conv, m.Id).scrollIntoView({ block: "nearest" });
+    return true;
+  },
+
+  async removeMessage(m) {
+    const whose = m.From === store.me ? "your message" : `this message from ${m.From}`;
+    const ok = await confirmDialog({ title: "Remove this message?", ok: "Remove",
+      text: `This removes ${whose} for everyone in the conversation. It cannot be undone.` });
+    if (ok && !socket.send(P.removeMessage(m.Id))) toast("You are offline: try again once the connection is back.");
+  },
+
+  react(m, emoji, on) {
+    if (!socket.send(P.react(m.Id, emoji, on))) toast("You are offline: reactions go once the connection is back.");
+  },
+
+  // A quote was clicked: show its original, loading older pages until it is there (or the
+  // conversation's beginning is reached).
+  showOriginal(id) {
+    const conv = store.activeConv;
+    seeking = null;
+    if (!conv) return;
+    const row = rows.rowOf(conv, id);
+    if (row) { view.highlight(row); return; }
+    if (!conv.hasMore || store.isRemoved(id)) { toast("That message is no longer there.", "info", 4000); return; }
+    seeking = { key: conv.key, id };
+    if (!conv.loading && !requestOlder(conv)) seeking = null;
   },
 
   sendImage(dataUrl) {
@@ -196,10 +284,16 @@ function sendRead(conv) {
 function loadOlder() {
   const conv = store.activeConv;
   if (!conv || !conv.hasMore || conv.loading || $("messages").scrollTop > 60) return;
+  requestOlder(conv);
+}
+
+// Ask for the page before the oldest message held; false when it cannot go now (offline).
+function requestOlder(conv) {
   const oldest = conv.messages.find((m) => m.Id);
-  if (!oldest || !socket.send(P.join(conv.chat, conv.name, oldest.Id))) return;
+  if (!oldest || !socket.send(P.join(conv.chat, conv.name, oldest.Id))) return false;
   store.setLoading(conv, true);
   rows.renderEnds(conv);
+  return true;
 }
 
 function start() {
@@ -209,6 +303,24 @@ function start() {
     imageLimit: config.ImageMaxBytes,
     onText: (text) => app.sendText(text),
     onImage: (dataUrl) => app.sendImage(dataUrl),
+    onEditLast: () => app.editLast(),
+    onEscape: () => app.cancelReply(),
+  });
+  editor = setupEditor({
+    maxText: config.TextMaxLength,
+    redraw: (m) => {
+      const conv = store.convOfMessage(m);
+      if (store.active === conv.key) view.keepingView(() => rows.redrawMessage(store, conv, conv.byId.get(m.Id) ?? m));
+      actionsBar.sync();
+    },
+    save: (m, text) => socket.send(P.edit(m.Id, text)),
+  });
+  actionsBar = setupActions(store, {
+    react: (m, emoji, on) => app.react(m, emoji, on),
+    reply: (m) => app.startReply(m),
+    edit: (m) => editor.start(m),
+    remove: (m) => app.removeMessage(m),
+    showOriginal: (id) => app.showOriginal(id),
   });
   setupControls(app, { send: (frame) => socket.send(frame), loadOlder });
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";

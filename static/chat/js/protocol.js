@@ -10,8 +10,12 @@ export function connect({ seq = null, since = null } = {}) {
   if (seq !== null) return { Type: "Connect", Seq: seq };
   return since ? { Type: "Connect", Since: since } : { Type: "Connect" };
 }
-export const send = (chat, to, content, clientId) =>
-  ({ Type: "Send", Chat: chat, To: to, Content: content, is_image: 0, ClientId: clientId });
+// `replyTo`: the Id of the message this one answers (of the same conversation), or null.
+export function send(chat, to, content, clientId, replyTo = null) {
+  const frame = { Type: "Send", Chat: chat, To: to, Content: content, is_image: 0, ClientId: clientId };
+  if (replyTo) frame.ReplyTo = replyTo;
+  return frame;
+}
 export const sendImage = (chat, to, dataUrl, clientId) =>
   ({ Type: "Send", Chat: chat, To: to, Content: dataUrl, is_image: 1, ClientId: clientId });
 export const join = (chat, to, before) =>
@@ -20,6 +24,9 @@ export const create = (name, members) => ({ Type: "Create", Name: name, List: me
 export const remove = (name) => ({ Type: "Delete", Name: name });
 export const leave = (name) => ({ Type: "Leave", Name: name });
 export const report = (id, reason) => ({ Type: "Report", Id: id, Reason: reason });
+export const edit = (id, content) => ({ Type: "Edit", Id: id, Content: content });
+export const removeMessage = (id) => ({ Type: "Remove", Id: id });
+export const react = (id, emoji, on) => ({ Type: "React", Id: id, Emoji: emoji, On: on });
 export const read = (chat, to, id) => ({ Type: "Read", Chat: chat, To: to, Id: id });
 
 export function newClientId() {

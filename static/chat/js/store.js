@@ -12,8 +12,12 @@ export const convKey = (chat, name) => `${chat}:${name}`;
 const REMOVED_KEPT = 5000; // removed Ids remembered, so that a late copy of one is not shown again
 
 export class Store {
-  constructor(me) {
+  // `editWindow`: seconds after which a message can no longer be edited (null: no limit);
+  // `moderator`: this user may remove any message (the page's config says both).
+  constructor(me, { editWindow = null, moderator = false } = {}) {
     this.me = me;
+    this.editWindow = editWindow;
+    this.moderator = moderator;
     this.users = new Map(); // username -> {username, online}
     this.groups = new Map(); // name -> {name, owner, members}
     this.convs = new Map(); // key -> conversation
@@ -34,7 +38,7 @@ export class Store {
     const key = convKey(chat, name);
     if (!this.convs.has(key)) {
       this.convs.set(key, { key, chat, name, messages: [], byId: new Map(), loaded: false, hasMore: false,
-        loading: false, firstPaint: false, unread: 0, lastRead: 0 });
+        loading: false, firstPaint: false, unread: 0, lastRead: 0, replyDraft: null });
     }
     return this.convs.get(key);
   }
@@ -47,6 +51,38 @@ export class Store {
 
   // The one rule of "unread": a stored message by someone else past the conversation's read pointer.
   isUnread(conv, m) { return Boolean(m.Id) && m.From !== this.me && m.Id > conv.lastRead; }
+
+  // What this user may do with a message (the server checks again; these only decide what is offered).
+  canEdit(m, now = Date.now()) {
+    if (!m.Id || m.From !== this.me || m.is_image) return false;
+    return this.editWindow === null || now - Date.parse(m.Time) < this.editWindow * 1000;
+  }
+
+  canRemove(conv, m) {
+    if (!m.Id) return false;
+    const ownsGroup = conv.chat === GROUP && this.groups.get(conv.name)?.owner === this.me;
+    return m.From === this.me || ownsGroup || this.moderator;
+  }
+
+  // My newest message of the conversation that I may still edit (↑ in an empty composer), or null.
+  lastEditable(conv) {
+    for (let i = conv.messages.length - 1; i >= 0; i -= 1) {
+      const m = conv.messages[i];
+      if (m.From === this.me && m.Id) return this.canEdit(m) ? m : null;
+    }
+    return null;
+  }
+
+  // The held messages of `conv` that reply to one of `ids` (their quotes show the original as held).
+  repliesTo(conv, ids) {
+    const wanted = new Set(ids);
+    return conv.messages.filter((m) => m.ReplyTo && wanted.has(m.ReplyTo.Id));
+  }
+
+  isRemoved(id) { return this.removed.has(id); }
+
+  // The message the composer's next text answers (an Id of this conversation), or null.
+  setReplyDraft(conv, id) { conv.replyDraft = id; }
 
   // Whether opening this conversation must ask the server for it (history, or membership).
   needsJoin(conv) { return !conv.loaded || (conv.chat === GROUP && !this.isMember(conv.name)); }
@@ -243,6 +279,7 @@ export class Store {
       if (!gone.length) continue;
       conv.messages = conv.messages.filter((m) => !doomed.has(m.Id));
       for (const m of gone) conv.byId.delete(m.Id);
+      if (doomed.has(conv.replyDraft)) conv.replyDraft = null;
       conv.unread = Math.min(conv.unread, this.countUnread(conv));
       touched.push({ conv, gone });
     }
@@ -296,6 +333,7 @@ function groupOf(g) { return { name: g.Name, owner: g.Owner, members: g.Members 
 function pushPending(conv, frame, me) {
   const m = { Id: null, ClientId: frame.ClientId, From: me, To: frame.To, Chat: frame.Chat,
     Content: frame.Content, is_image: frame.is_image, Time: new Date().toISOString(), pending: true };
+  if (frame.ReplyTo) m.ReplyTo = { Id: frame.ReplyTo }; // its quote comes from the original held
   conv.messages.push(m);
   return m;
 }

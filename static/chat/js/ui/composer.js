@@ -6,8 +6,9 @@ import { toast } from "./toast.js";
 
 const $ = (id) => document.getElementById(id);
 
-// onText(text) and onImage(dataUrl) return true when the message was taken.
-export function setupComposer({ maxText, imageLimit, onText, onImage }) {
+// onText(text) and onImage(dataUrl) return true when the message was taken; onEditLast() (↑ in
+// an empty composer) and onEscape() return true when they did something.
+export function setupComposer({ maxText, imageLimit, onText, onImage, onEditLast, onEscape }) {
   const input = $("input");
   const grow = () => {
     input.style.height = "auto";
@@ -19,6 +20,8 @@ export function setupComposer({ maxText, imageLimit, onText, onImage }) {
       event.preventDefault();
       $("composer").requestSubmit();
     }
+    if (event.key === "ArrowUp" && !input.value && onEditLast()) event.preventDefault();
+    if (event.key === "Escape" && onEscape()) event.preventDefault();
   });
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -1,5 +1,5 @@
 // The page's buttons and listeners outside the composer: search, back, scrolling, reporting,
-// jumping to the end, leaving or deleting a group, the lightbox, sound, focus and the group dialog.
+// jumping to the end, cancelling a reply, leaving or deleting a group, the lightbox, sound, focus and the group dialog.
 // They act through the controller (`app`) and `send` (a frame to the server; false when offline).
 import * as P from "../protocol.js";
 import * as view from "./conversation.js";
@@ -24,6 +24,7 @@ export function setupControls(app, { send, loadOlder }) {
     const reason = window.prompt("Why are you reporting this message? (optional)");
     if (reason !== null) send(P.report(id, reason.slice(0, 500)));
   });
+  $("reply-cancel").addEventListener("click", () => app.cancelReply());
   $("jump").addEventListener("click", () => { view.scrollToBottom(); app.markRead(); });
   $("delete-group").addEventListener("click", () => {
     const conv = store.activeConv;

@@ -1,7 +1,11 @@
-// The open conversation: its header, one message's row, the full-size image, and scrolling.
+// The open conversation: its header, one message's row (meta, quote, text, reactions), the
+// full-size image, and scrolling.
 // The list of rows itself is ui/messages.js.
 import { GROUP } from "../protocol.js";
+import { editorFor } from "./edit.js";
 import { avatar, el, formatTime } from "./format.js";
+import { reactionBar } from "./reactions.js";
+import { quoteNode } from "./reply.js";
 
 const $ = (id) => document.getElementById(id);
 const NEAR_BOTTOM = 80;
@@ -44,28 +48,68 @@ export function renderHeader(store, conv) {
 export function messageNode(store, m, conv) {
   const mine = m.From === store.me;
   const row = el("div", `msg ${mine ? "mine" : "theirs"}${m.pending ? " pending" : ""}${m.failed ? " failed" : ""}`);
-  if (m.Id) row.dataset.id = m.Id;
+  if (m.Id) {
+    row.dataset.id = m.Id;
+    row.tabIndex = 0; // Tab reaches each message, then its actions (ui/actions.js)
+  }
   if (m.ClientId) row.dataset.clientId = m.ClientId;
   if (!mine) row.append(avatar(m.From));
+  const body = el("div", "body");
   const bubble = el("div", "bubble");
+  bubble.append(metaNode(store, m, conv));
+  if (m.ReplyTo) bubble.append(quoteNode(store, conv, m));
+  bubble.append(m.is_image ? imageNode(m) : editorFor(m) ?? textNode(m));
+  body.append(bubble);
+  const reactions = reactionBar(store, m);
+  if (reactions) body.append(reactions);
+  row.append(body);
+  return row;
+}
+
+function metaNode(store, m, conv) {
+  const mine = m.From === store.me;
   const meta = el("div", "meta");
   if (!mine || conv.chat === GROUP) meta.append(el("span", "from", mine ? "You" : m.From));
   const time = el("time", "time", formatTime(m.Time));
   time.dateTime = m.Time;
   time.title = new Date(m.Time).toLocaleString();
   meta.append(time);
-  if (m.pending) meta.append(el("span", "state", m.failed ? `Not sent: ${m.failed}` : "Sending…"));
-  bubble.append(meta, m.is_image ? imageNode(m) : el("div", "text", m.Content));
-  row.append(bubble);
-  if (!mine && m.Id) {
-    const flag = el("button", "icon small report", "⚑");
-    flag.type = "button";
-    flag.title = "Report this message to the moderators";
-    flag.setAttribute("aria-label", `Report message from ${m.From}`);
-    flag.dataset.report = m.Id;
-    row.append(flag);
+  if (m.Edited) {
+    const edited = el("span", "edited", "(edited)");
+    edited.title = `Edited ${new Date(m.Edited).toLocaleString()}`;
+    meta.append(edited);
   }
-  return row;
+  if (m.pending) meta.append(el("span", "state", m.failed ? `Not sent: ${m.failed}` : "Sending…"));
+  return meta;
+}
+
+// The server's rendering of the text (sanitized there: the only HTML this page ever inserts), or,
+// for a message not stored yet, the text as typed.
+function textNode(m) {
+  if (!m.Html) return el("div", "text", m.Content);
+  const node = el("div", "text rich");
+  const html = document.createElement("template");
+  html.innerHTML = m.Html; // parsed inert: nothing loads or runs before scrub has looked at it
+  scrub(html.content);
+  node.append(html.content);
+  return node;
+}
+
+// A second line of defence behind the server's sanitizer: only the tags and attributes its
+// renderer makes, and links to web and mail addresses only.
+const TAGS = new Set(["P", "BR", "STRONG", "EM", "CODE", "PRE", "BLOCKQUOTE", "UL", "OL", "LI", "A", "SPAN",
+  "DEL", "S", "HR", "H1", "H2", "H3", "H4", "H5", "H6"]);
+const ATTRS = new Set(["href", "title", "class", "start", "target", "rel"]);
+
+function scrub(fragment) {
+  for (const node of [...fragment.querySelectorAll("*")]) {
+    if (!TAGS.has(node.tagName)) { node.replaceWith(...node.childNodes); continue; }
+    for (const { name } of [...node.attributes]) if (!ATTRS.has(name)) node.removeAttribute(name);
+    if (node.tagName !== "A") continue;
+    if (!/^(https?:|mailto:)/i.test(node.getAttribute("href") ?? "")) node.removeAttribute("href");
+    node.target = "_blank";
+    node.rel = "noopener nofollow ugc";
+  }
 }
 
 function imageNode(m) {
@@ -98,4 +142,36 @@ export function keepingPosition(change) {
   change();
   if (stick) scrollToBottom();
   else box.scrollTop = box.scrollHeight - fromBottom;
+}
+
+// Run a change of one row (a message drawn again) without moving what the reader looks at: the
+// row at the top of the view stays where it is (at the bottom, the view stays at the bottom).
+export function keepingView(change) {
+  const box = $("messages");
+  if (isAtBottom()) { change(); scrollToBottom(); return; }
+  const anchor = topRow(box);
+  if (!anchor) { keepingPosition(change); return; }
+  const before = anchor.getBoundingClientRect().top;
+  change();
+  const now = box.querySelector(`.msg[data-id="${anchor.dataset.id}"]`);
+  if (now) box.scrollTop += now.getBoundingClientRect().top - before;
+}
+
+function topRow(box) {
+  const { left, right, top } = box.getBoundingClientRect();
+  for (const x of [left + 60, right - 60, (left + right) / 2]) {
+    const row = document.elementFromPoint(x, top + 12)?.closest(".msg[data-id]");
+    if (row && box.contains(row)) return row;
+  }
+  return null;
+}
+
+// Bring a row into view and mark it for a moment (a quote's original).
+export function highlight(row) {
+  row.scrollIntoView({ block: "center" });
+  row.classList.remove("flash");
+  void row.offsetWidth; // restart the animation when it is shown twice in a row
+  row.classList.add("flash");
+  row.addEventListener("animationend", () => row.classList.remove("flash"), { once: true });
+  row.focus({ preventScroll: true });
 }

@@ -46,3 +46,18 @@ export function setupGroupDialog(store, { onCreate }) {
     dialog.close();
   });
 }
+
+// A yes/no question in the page's own dialog (window.confirm cannot be styled, and blocks the
+// socket's handlers). Resolves true when `ok` was chosen.
+export function confirmDialog({ title, text, ok }) {
+  const dialog = $("confirm-dialog");
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-ok").textContent = ok;
+  dialog.returnValue = "";
+  dialog.showModal();
+  $("confirm-cancel").focus();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}

@@ -1,4 +1,5 @@
-// The emoji picker: plain UTF-8 emoji inserted at the cursor.
+// The composer's emoji picker: plain UTF-8 emoji inserted at the cursor. Its list is also the
+// reactions' full list (ui/reactions.js).
 
 export const EMOJI = [
   "😀", "😃", "😄", "😁", "😆", "😅", "😂", "🤣", "😊", "😇", "🙂", "🙃", "😉", "😍", "🥰", "😘",
@@ -18,15 +19,22 @@ export function insertAtCursor(textarea, text) {
   textarea.focus();
 }
 
+// One emoji of a picker (this one, and the reactions' in ui/reactions.js).
+export function emojiButton(emoji, label, onPick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "emoji";
+  button.textContent = emoji;
+  button.title = label;
+  button.setAttribute("aria-label", label);
+  button.addEventListener("click", () => onPick(emoji));
+  return button;
+}
+
 export function setupEmojiPicker({ toggle, panel, textarea }) {
   for (const emoji of EMOJI) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "emoji";
-    button.textContent = emoji;
+    const button = emojiButton(emoji, `Insert ${emoji}`, () => insertAtCursor(textarea, emoji));
     button.setAttribute("role", "option");
-    button.setAttribute("aria-label", `Insert ${emoji}`);
-    button.addEventListener("click", () => insertAtCursor(textarea, emoji));
     panel.append(button);
   }
   const setOpen = (open) => {

@@ -165,3 +165,9 @@ export function redrawMessage(store, conv, m, old = m) {
   shown.rows.delete(old);
   shown.rows.set(m, entry);
 }
+
+// The row of message `id` of `conv`, when it is on screen.
+export function rowOf(conv, id) {
+  const m = conv.byId.get(id);
+  return (m && isShown(conv) && shown.rows.get(m)?.row) || null;
+}
