@@ -52,3 +52,27 @@ def test_chat_and_admin_work_under_the_policy_without_violations(browser, daphne
     iago.goto(daphne_server.url + "/admin/auth/user/add/")
     expect(iago.locator("#id_username")).to_be_visible()
     assert problems == []
+
+
+def test_rendered_text_reactions_and_the_message_actions_raise_no_violation(browser, daphne_server):
+    problems: list[str] = []
+    alice, bob = (watched(browser, problems) for _ in range(2))
+    for page, name in ((alice, "alice"), (bob, "bob")):
+        register(page, daphne_server.url, name)
+    alice.locator('li[data-name="bob"] button').click()
+    bob.locator('li[data-name="alice"] button').click()
+    alice.fill("#input", "**see** https://example.com and\n```\ncode\n```")
+    alice.press("#input", "Enter")
+    message = bob.locator("#messages .msg", has_text="code")
+    expect(message.locator("pre code")).to_have_text("code")  # the server's Html, inserted
+    message.hover()
+    message.locator(".act-react").click()  # the picker is placed with element.style
+    bob.get_by_role("button", name="More emoji").click()
+    bob.get_by_role("button", name="React with 🔥").click()
+    expect(alice.locator('.chip[data-react="🔥"]')).to_have_count(1)
+    message.hover()
+    message.locator(".act-reply").click()
+    bob.fill("#input", "ok")
+    bob.press("#input", "Enter")
+    expect(alice.locator("#messages .quote")).to_have_count(1)
+    assert problems == []

@@ -228,9 +228,10 @@ def test_the_actions_work_from_the_keyboard(person):
     for button in target.locator(".msg-actions button").all():
         assert button.get_attribute("aria-label") and button.get_attribute("title")
 
-    target.hover()
-    alice.mouse.move(0, 0)
-    target.hover()
+    sent(alice, "mine can be edited")  # a reply, as the bar was set
+    expect(row(alice, "mine can be edited").locator(".quote-text")).to_have_text("keyboard?")
+    row(alice, "mine can be edited").hover()
+    expect(row(alice, "mine can be edited").locator(".act-edit")).to_be_visible()
     shot(alice, "messages-actions-desktop")
 
 
@@ -279,7 +280,7 @@ HOSTILE = [
     "[x](javascript:window.pwned=1)",
     "<script>window.pwned=1</script>",
     "<svg onload=window.pwned=1>",
-    "<a href=\"javascript:window.pwned=1\">click</a>",
+    '<a href="javascript:window.pwned=1">click</a>',
     "[y](JaVaScRiPt:window.pwned=1) <iframe src=javascript:window.pwned=1></iframe>",
     '<div style="background:url(javascript:window.pwned=1)" onmouseover="window.pwned=1">hover</div>',
 ]
