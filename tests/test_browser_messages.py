@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser import PHONE, conv, say, shot, texts
+from tests.browser import PHONE, conv, retry_now, say, shot, texts
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM from a test that drives a browser
 
@@ -111,6 +111,47 @@ def test_removing_asks_first_and_the_bubble_goes_for_the_other_at_once(person):
     alice.click("#confirm-ok")
     for page in (alice, bob):
         expect(texts(page)).to_have_text(["hello"])
+
+
+def test_a_group_owner_may_remove_any_message_of_the_group(person):
+    alice = person("alice")
+    bob = person("bob")
+    alice.click("#new-group")
+    alice.fill("#group-name", "Team")
+    alice.check('#member-choices input[value="bob"]')
+    alice.click("#group-create")
+    expect(alice.locator("#conv-name")).to_have_text("Team")
+    bob.locator('li[data-name="Team"] button').click()
+    sent(alice, "welcome")
+    sent(bob, "spam spam")
+    expect(texts(alice)).to_have_count(2)
+
+    mine = row(bob, "welcome")
+    mine.hover()
+    expect(mine.locator(".report")).to_be_visible()
+    expect(mine.locator(".act-remove")).to_have_count(0)  # a member may not remove the owner's
+    act(alice, "spam spam", "remove")
+    expect(alice.locator("#confirm-text")).to_contain_text("from bob")
+    alice.click("#confirm-ok")
+    for page in (alice, bob):
+        expect(texts(page)).to_have_text(["welcome"])
+
+
+def test_a_reply_written_offline_goes_out_a_reply_on_reconnect(person, daphne_server):
+    alice, bob = chatting(person)
+    sent(bob, "are you coming?")
+    expect(texts(alice)).to_have_count(1)
+    daphne_server.stop()
+    expect(alice.locator("#banner button")).to_be_visible()
+    act(alice, "are you coming?", "reply")
+    say(alice, "yes!")
+    pending = alice.locator("#messages .msg.pending")
+    expect(pending.locator(".quote-text")).to_have_text("are you coming?")  # from the original held
+    daphne_server.start()
+    retry_now(alice)
+    for page in (alice, bob):
+        expect(row(page, "yes!").locator(".quote-text")).to_have_text("are you coming?", timeout=15_000)
+    expect(pending).to_have_count(0)
 
 
 def test_a_reply_quotes_its_original_as_it_is_now(person):
@@ -298,3 +339,38 @@ def test_hostile_texts_render_inert_for_sender_and_receiver(person):
         assert page.locator("#messages .text :is(img, script, svg, iframe, [style], [onmouseover])").count() == 0
         texts(page).last.hover()
         assert page.evaluate("window.pwned") is None
+
+
+def test_a_change_redraws_its_row_only_and_the_view_stays_still(person, daphne_server):
+    from django.contrib.auth import get_user_model
+
+    from messaging.models import Message
+
+    alice, bob = chatting(person)
+    daphne_server.stop()  # stored while no server runs, as in store_with_a_reply_to_an_old_message
+    users = get_user_model().objects.in_bulk(["alice", "bob"], field_name="username")
+    Message.objects.bulk_create(
+        Message(sender=users["bob"], recipient=users["alice"], text=f"line {i}") for i in range(80)
+    )
+    daphne_server.start()
+    for page in (alice, bob):
+        page.reload()
+        conv(page, "alice" if page is bob else "bob").click()
+        expect(texts(page)).to_have_count(50)
+    # alice reads further up: "line 60" at the top of her view, "line 55" above it, off screen.
+    alice.evaluate("""() => {
+        const box = document.getElementById("messages");
+        const target = [...box.querySelectorAll(".msg")].find((r) => r.textContent.trim().endsWith("line 60"));
+        box.scrollTop += target.getBoundingClientRect().top - box.getBoundingClientRect().top;
+        for (const r of box.querySelectorAll(".msg")) r.dataset.old = "1";
+    }""")
+    where = """() => [...document.querySelectorAll("#messages .msg")]
+        .find((r) => r.textContent.trim().endsWith("line 60")).getBoundingClientRect().top"""
+    before = alice.evaluate(where)
+
+    act(bob, "line 55", "edit")
+    edit_to(bob, "line 55, now\nmuch\nlonger\nthan\nit was")
+    expect(row(alice, "much")).to_have_count(1)
+    assert alice.locator("#messages .msg:not([data-old])").count() == 1  # that row, no other
+    assert abs(alice.evaluate(where) - before) < 1
+    expect(row(bob, "much")).to_be_in_viewport()  # his own edit does not take him to the end
