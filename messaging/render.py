@@ -87,7 +87,7 @@ def _plain(text: str) -> str | None:
     Such a text is words and emoji, without `&<>`, without `.:@` (links, mentions), without any
     markdown punctuation, with each line non-empty and without leading or trailing spaces. For it
     markdown-it and nh3 give exactly `<p>line<br>\\nline</p>\\n` (tests/test_render.py checks that
-    with hypothesis), about twenty times faster. U+00A0 and other whitespace are not accepted
+    with hypothesis), some fifty times faster (1 µs against 50). U+00A0 and other whitespace are not accepted
     (`str.strip` and the serializer treat them specially).
     """
     lines = text.split("\n")
