@@ -78,12 +78,13 @@ def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
     Deleting is not moderation (moderators ban): it takes the `auth.delete_user` permission, and
     only a superuser deletes a superuser. In one transaction: the groups the user owns are
     deleted (`Group`/`Deleted` to everyone), the groups they are in are left (`Left`), their
-    messages are removed (`Removed` to the people who saw them), every session ends (their
-    sockets close with 4001 in every process), the audit log says who did it, and the row goes.
+    messages are removed (`Removed` to the people who saw them), their reactions are taken back
+    (the messages' new state to those who see them), every session ends (their sockets close
+    with 4001 in every process), the audit log says who did it, and the row goes.
     """
     from groups import actions as group_actions
     from groups.models import ChatGroup
-    from messaging.actions import messages_tombstone
+    from messaging.actions import messages_tombstone, reactions_withdraw
     from messaging.models import Message
 
     if not actor.has_perm("auth.delete_user"):
@@ -99,6 +100,7 @@ def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
         mine = Message.objects.filter(Q(sender=user) | Q(recipient=user))
         fields = ("id", "group_id", "sender_id", "recipient_id", "client_id")
         messages_tombstone(mine.only(*fields).iterator(), by=actor.username)
+        reactions_withdraw(user=user)
         sessions_end(user=user)
         audit_record(actor=actor, action="delete user", target=f"user {user.username}", reason=reason)
         user.delete()

@@ -34,6 +34,13 @@ def moderator_require(actor: AbstractBaseUser) -> None:
         raise ChatError("forbidden", "You do not have the moderation permission.")
 
 
+def active_check(*, user: AbstractBaseUser) -> None:
+    """Raise `forbidden` (and close the socket) if the account was deactivated: a socket can
+    outlive a ban by a moment (the close goes through the channel layer)."""
+    if not get_user_model().objects.filter(pk=user.pk, is_active=True).exists():
+        raise ChatError("forbidden", "This account is deactivated.", close=CLOSE_POLICY)
+
+
 def sender_check(*, user: AbstractBaseUser, now: datetime | None = None) -> None:
     """Raise `forbidden` unless the user may send now: not banned (even if a socket of theirs
     outlived the ban), not muted. One query, on every send."""
