@@ -219,6 +219,9 @@ class InviteAdmin(admin.ModelAdmin):
             kwargs["fields"] = ("group",)  # days and uses are the form's own fields
         return super().get_form(request, obj, change=change, **kwargs)
 
+    def get_inlines(self, request, obj=None):
+        return self.inlines if obj is not None else []
+
     def get_fields(self, request, obj=None):
         return self.CHANGE_FIELDS if obj is not None else self.ADD_FIELDS
 

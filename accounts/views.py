@@ -147,7 +147,7 @@ def mute_notice(mute: Mute):
 @sensitive_post_parameters("password")
 def account(request: HttpRequest) -> HttpResponse:
     """Who you are, your email address (for resets), and the way to a new password."""
-    form = EmailForm(request.user, request.POST or None)
+    form = EmailForm(request.user, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Your email address is saved.")

@@ -45,7 +45,7 @@ def invites_index(request: HttpRequest) -> HttpResponse:
 @login_required
 def group_invites(request: HttpRequest, group_id: int) -> HttpResponse:
     group = _owned(request, group_id)
-    form = InviteForm(request.POST or None)
+    form = InviteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             actions.invite_create(
