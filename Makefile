@@ -71,7 +71,10 @@ PG_SUITES := \
 	tests/test_resume.py \
 	tests/test_catchup.py \
 	tests/test_resume_model.py \
-	tests/test_message_changes.py
+	tests/test_message_changes.py \
+	tests/test_invites.py \
+	tests/test_invite_pages.py \
+	tests/test_passwords.py
 test-postgres: setup
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test $(PY) -m pytest -q -p no:cacheprovider $(PG_SUITES) -k "not redis"
 

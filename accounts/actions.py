@@ -1,5 +1,6 @@
 """Moderation of users: ban, unban, mute, unmute, and the audit log every moderation action writes.
-Also every other admin change of a user (fields, privileges, password), each audited too.
+Also every other admin change of a user (fields, privileges, password), each audited too, and
+who may join: sign-up, invite links, and a user's own password and email address.
 
 Called by the admin (and usable from a shell or a command); each takes effect live for
 connected users through the channel layer, after commit.
@@ -7,19 +8,23 @@ connected users through the channel layer, after commit.
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import AuditEntry, Mute
-from accounts.selectors import moderator_require
+from accounts.models import AuditEntry, Invite, InviteUse, Mute, Registration
+from accounts.selectors import invite_check, moderator_require, sender_check
 from accounts.sessions import sessions_end
 from chatsite.errors import ChatError
+from chatsite.ratelimit import limit_take
+from groups.models import ChatGroup
 
 
 def audit_record(*, actor: AbstractBaseUser | None, action: str, target: str, reason: str = "") -> AuditEntry:
@@ -78,12 +83,13 @@ def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
     Deleting is not moderation (moderators ban): it takes the `auth.delete_user` permission, and
     only a superuser deletes a superuser. In one transaction: the groups the user owns are
     deleted (`Group`/`Deleted` to everyone), the groups they are in are left (`Left`), their
-    messages are removed (`Removed` to the people who saw them), every session ends (their
-    sockets close with 4001 in every process), the audit log says who did it, and the row goes.
+    messages are removed (`Removed` to the people who saw them), their reactions are taken back
+    (the messages' new state to those who see them), every session ends (their sockets close
+    with 4001 in every process), the audit log says who did it, and the row goes.
     """
     from groups import actions as group_actions
     from groups.models import ChatGroup
-    from messaging.actions import messages_tombstone
+    from messaging.actions import messages_tombstone, reactions_withdraw
     from messaging.models import Message
 
     if not actor.has_perm("auth.delete_user"):
@@ -99,6 +105,7 @@ def user_delete(*, actor: AbstractBaseUser, user: AbstractBaseUser, reason: str 
         mine = Message.objects.filter(Q(sender=user) | Q(recipient=user))
         fields = ("id", "group_id", "sender_id", "recipient_id", "client_id")
         messages_tombstone(mine.only(*fields).iterator(), by=actor.username)
+        reactions_withdraw(user=user)
         sessions_end(user=user)
         audit_record(actor=actor, action="delete user", target=f"user {user.username}", reason=reason)
         user.delete()
@@ -194,3 +201,119 @@ def user_password_set(
         user.save(update_fields=["password"])
         action = "set password" if password is not None else "disable password"
         audit_record(actor=actor, action=action, target=f"user {user.username}", reason=reason)
+
+
+# ---- who may join: registration, invite links, passwords --------------------------------------
+
+INVITE_TOKEN_BYTES = 24  # 32 characters of the URL-safe alphabet (accounts.selectors.INVITE_TOKEN)
+INVITES_PER_HOUR = 60  # links one group owner may make an hour (per server process); admins: no limit
+
+
+def invite_create(
+    *, actor: AbstractBaseUser, group: ChatGroup | None = None, valid_for: timedelta, max_uses: int
+) -> Invite:
+    """A new invite link, valid for `valid_for` and `max_uses` uses, into `group` if given.
+
+    Admins (the `accounts.add_invite` permission) make links to any group or none; a group's
+    owner makes links to their own group, while they may send (not muted, not banned).
+    """
+    invite_create_check(actor=actor, group=group, valid_for=valid_for, max_uses=max_uses)
+    with transaction.atomic():
+        invite = Invite.objects.create(
+            token=secrets.token_urlsafe(INVITE_TOKEN_BYTES),
+            group=group,
+            created_by=actor,
+            expires=timezone.now() + valid_for,
+            max_uses=max_uses,
+        )
+        audit_record(actor=actor, action="create invite", target=f"{invite} for {max_uses} uses")
+    return invite
+
+
+def invite_create_check(
+    *, actor: AbstractBaseUser, group: ChatGroup | None, valid_for: timedelta, max_uses: int
+) -> None:
+    if not timedelta(0) < valid_for <= timedelta(days=settings.CHAT_INVITE_MAX_DAYS):
+        raise ChatError("bad_request", f"An invite link is valid for 1 to {settings.CHAT_INVITE_MAX_DAYS} days.")
+    if not 1 <= max_uses <= settings.CHAT_INVITE_MAX_USES:
+        raise ChatError("bad_request", f"An invite link has 1 to {settings.CHAT_INVITE_MAX_USES} uses.")
+    owner_id = None
+    if group is not None:  # authorized on what is stored: the group may be gone, or given away
+        owner_id = ChatGroup.objects.filter(pk=group.pk).values_list("owner_id", flat=True).first()
+        if owner_id is None:
+            raise ChatError("not_found", "This group no longer exists.")
+    if actor.has_perm("accounts.add_invite"):
+        return
+    if owner_id != actor.pk:
+        raise ChatError("forbidden", "Only a group's owner (or an admin) can make invite links.")
+    sender_check(user=actor)
+    if not limit_take("invite create", actor.pk, per_hour=INVITES_PER_HOUR):
+        raise ChatError("rate_limited", f"Too many invite links: at most {INVITES_PER_HOUR} an hour.")
+
+
+def invite_revoke(*, actor: AbstractBaseUser, invite: Invite) -> bool:
+    """Stop a link at once. Admins (`accounts.change_invite`) revoke any, owners their group's.
+    Returns False when it was revoked already."""
+    if not actor.has_perm("accounts.change_invite"):
+        if invite.group_id is None or not ChatGroup.objects.filter(pk=invite.group_id, owner=actor.pk).exists():
+            raise ChatError("forbidden", "Only the group's owner (or an admin) can revoke its invite links.")
+    with transaction.atomic():
+        revoked = Invite.objects.filter(pk=invite.pk, revoked__isnull=True).update(revoked=timezone.now())
+        if revoked:
+            audit_record(actor=actor, action="revoke invite", target=str(invite))
+    return bool(revoked)
+
+
+def invite_redeem(*, user: AbstractBaseUser, token: str, new_account: bool = False) -> tuple[Invite, bool]:
+    """Use an invite link: for a new account (registering with it), or to bring an existing
+    user into the link's group. Returns the invite and whether this was a use: an existing user
+    who is in the group already, or holds a link without one, uses nothing.
+
+    The invite's row is locked while it is checked and used, so its last use goes once. A group
+    is joined through `group_join` (announced to everyone; refused while muted).
+    """
+    from groups.actions import group_join
+
+    with transaction.atomic():
+        invite = invite_check(token=token, lock=True)
+        joined = invite.group is not None and group_join(user=user, group=invite.group)
+        if not (joined or new_account):
+            return invite, False
+        InviteUse.objects.create(invite=invite, user=user, username=user.username, new_account=new_account)
+    return invite, True
+
+
+def user_register(*, user: AbstractBaseUser, ip: str, invite_token: str | None = None) -> None:
+    """Save a new account from the sign-up form (`user`, unsaved, its password set), as
+    CHAT_REGISTRATION allows: `open` to anyone, `invite` with a valid invite link, `closed` to
+    nobody (admins add accounts). With a link, it is used in the same transaction: a link that
+    expired, was revoked or used up meanwhile makes no account."""
+    if settings.CHAT_REGISTRATION == "closed":
+        raise ChatError("forbidden", "Registration is closed: an administrator creates accounts here.")
+    if settings.CHAT_REGISTRATION == "invite" and not invite_token:
+        raise ChatError("forbidden", "You need an invite link to register here.")
+    with transaction.atomic():
+        user.save()
+        Registration.objects.create(ip=ip)
+        if invite_token:
+            invite_redeem(user=user, token=invite_token, new_account=True)
+
+
+def user_password_change(*, user: AbstractBaseUser, password: str, how: str) -> None:
+    """A user sets their own password (`how`: "change password" on the account page, with the old
+    one; "reset password" through a link sent by email). Saving it ends every session of theirs
+    and closes all of their sockets (accounts.sessions); the page that changed it keeps its own
+    browser logged in afterwards (Django's update_session_auth_hash)."""
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit_record(actor=user, action=how, target=f"user {user.username}")
+
+
+def user_email_set(*, user: AbstractBaseUser, email: str) -> None:
+    """A user's own email address (where password reset links go); empty: none."""
+    email = get_user_model().objects.normalize_email(email)
+    with transaction.atomic():
+        user.email = email
+        user.save(update_fields=["email"])
+        audit_record(actor=user, action="change email", target=f"user {user.username}")

@@ -8,10 +8,14 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from accounts import actions
-from accounts.forms import AdminAddUserForm, AdminChangeUserForm
-from accounts.models import AuditEntry
+from accounts.forms import AdminAddUserForm, AdminChangeUserForm, InviteAdminForm
+from accounts.models import AuditEntry, Invite, InviteUse
 from chatsite.admin_actions import (
     ModerationMixin,
     ReadOnlyAdminMixin,
@@ -173,3 +177,99 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("target", "reason", "actor__username")
     date_hierarchy = "created"
     list_select_related = ("actor",)
+
+
+class InviteUseInline(admin.TabularInline):
+    """Who used the link, and when: a record, never edited."""
+
+    model = InviteUse
+    verbose_name = "use"
+    verbose_name_plural = "uses"
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("username", "new_account", "created")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    """Make a link (a group or none, days, uses), see its uses, revoke it. Links are made by
+    `invite_create` and stopped by `invite_revoke`, never edited or deleted."""
+
+    list_display = ("__str__", "group", "created_by", "created", "use_total", "max_uses", "state")
+    list_select_related = ("group", "created_by")
+    search_fields = ("group__name", "created_by__username", "uses__username")
+    date_hierarchy = "created"
+    inlines = [InviteUseInline]
+    actions = ["revoke"]
+    ADD_FIELDS = ("group", "days", "uses")
+    CHANGE_FIELDS = ("link", "group", "created_by", "created", "expires", "max_uses", "revoked")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(use_total=Count("uses", distinct=True))
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = InviteAdminForm
+            kwargs["fields"] = ("group",)  # days and uses are the form's own fields
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_inlines(self, request, obj=None):
+        return self.inlines if obj is not None else []
+
+    def get_fields(self, request, obj=None):
+        return self.CHANGE_FIELDS if obj is not None else self.ADD_FIELDS
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.CHANGE_FIELDS if obj is not None else ()
+
+    @admin.display(description="link")
+    def link(self, invite):
+        path = reverse("invite", args=[invite.token])
+        return format_html('<a href="{}">{}</a> (copy the link address)', path, path)
+
+    @admin.display(description="used", ordering="use_total")
+    def use_total(self, invite):
+        return invite.use_total
+
+    @admin.display(description="state")
+    def state(self, invite):
+        if invite.revoked is not None:
+            return "revoked"
+        if invite.expires <= timezone.now():
+            return "expired"
+        return "used up" if invite.use_total >= invite.max_uses else "works"
+
+    def save_model(self, request, obj, form, change):
+        """Only adding saves (everything is read-only after), through the action."""
+        if change:
+            return
+        try:
+            made = actions.invite_create(
+                actor=request.user,
+                group=form.cleaned_data["group"],
+                valid_for=form.valid_for,
+                max_uses=form.cleaned_data["uses"],
+            )
+        except ChatError as error:
+            raise PermissionDenied(error.detail) from None
+        for field in Invite._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(made, field.attname))
+        obj._state.adding = False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke: the uses stay on record
+
+    @admin.action(description="Revoke selected invite links", permissions=["change"])
+    def revoke(self, request, queryset):
+        try:
+            count = sum(actions.invite_revoke(actor=request.user, invite=invite) for invite in queryset)
+        except ChatError as error:
+            self.message_user(request, error.detail, messages.ERROR)
+            return
+        self.message_user(request, f"Revoked {count} invite links.", messages.SUCCESS)

@@ -8,6 +8,8 @@ MODERATOR_PERMISSIONS = [
     ("auth", "user", "view_user"),
     ("groups", "chatgroup", "view_chatgroup"),
     ("messaging", "message", "view_message"),
+    ("messaging", "messageedit", "view_messageedit"),  # earlier versions of edited messages
+    ("messaging", "reaction", "view_reaction"),
     ("messaging", "report", "view_report"),
 ]
 

@@ -76,3 +76,54 @@ class UsernameKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class Invite(models.Model):
+    """A link that lets people register (even when registration is by invite only), and, with a
+    group, puts each of them in that group, existing users too (accounts.actions.invite_redeem).
+
+    The token is the link's secret: random (`secrets.token_urlsafe`), kept as it is so that its
+    owner can copy the link again. It works until `expires`, for `max_uses` uses, and stops at
+    once when revoked. A group's links go with the group.
+    """
+
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    group = models.ForeignKey(
+        "groups.ChatGroup",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="invites",
+        help_text="The group each person who uses the link joins; empty: none.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    max_uses = models.PositiveIntegerField()
+    revoked = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        where = f" to {self.group}" if self.group_id else ""
+        return f"invite{where} until {self.expires:%Y-%m-%d %H:%M} UTC"
+
+
+class InviteUse(models.Model):
+    """One use of an invite: who (kept by name too, should the account go), when, and whether
+    it made their account or brought an existing one into the link's group."""
+
+    invite = models.ForeignKey(Invite, on_delete=models.CASCADE, related_name="uses")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    new_account = models.BooleanField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.username} at {self.created:%Y-%m-%d %H:%M} UTC"

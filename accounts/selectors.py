@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from importlib import import_module
 
@@ -9,9 +10,11 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.models import Session
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from accounts.models import Invite
 from chatsite.errors import ChatError
 from messaging.protocol import CLOSE_POLICY, CLOSE_SESSION_ENDED
 
@@ -32,6 +35,13 @@ def user_is_moderator(user: AbstractBaseUser) -> bool:
 def moderator_require(actor: AbstractBaseUser) -> None:
     if not user_is_moderator(actor):
         raise ChatError("forbidden", "You do not have the moderation permission.")
+
+
+def active_check(*, user: AbstractBaseUser) -> None:
+    """Raise `forbidden` (and close the socket) if the account was deactivated: a socket can
+    outlive a ban by a moment (the close goes through the channel layer)."""
+    if not get_user_model().objects.filter(pk=user.pk, is_active=True).exists():
+        raise ChatError("forbidden", "This account is deactivated.", close=CLOSE_POLICY)
 
 
 def sender_check(*, user: AbstractBaseUser, now: datetime | None = None) -> None:
@@ -95,3 +105,48 @@ def _load_sessions(keys: list[str]) -> dict[str, tuple[dict, datetime | None]]:
         if store.session_key is not None and data:
             loaded[key] = (data, None)
     return loaded
+
+
+# ---- invites --------------------------------------------------------------------------------
+
+# What `secrets.token_urlsafe` makes; anything else (NUL, 10 kB, another alphabet) is no token.
+INVITE_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def invite_check(*, token: object, lock: bool = False) -> Invite:
+    """The invite of `token`, if it may be used now (`lock`: its row held until the transaction
+    ends, so that two uses cannot both take its last one).
+
+    `not_found` for a token that is none; `forbidden`, saying why, for a revoked, expired or
+    used-up one: only someone holding the link learns that.
+    """
+    if not isinstance(token, str) or not INVITE_TOKEN.fullmatch(token):
+        raise ChatError("not_found", "This invite link is not valid.")
+    invites = Invite.objects.select_related("group")
+    if lock:
+        invites = invites.select_for_update(of=("self",))
+    invite = invites.filter(token=token).first()
+    if invite is None:
+        raise ChatError("not_found", "This invite link is not valid.")
+    if invite.revoked is not None:
+        raise ChatError("forbidden", "This invite link has been revoked.")
+    if invite.expires <= timezone.now():
+        raise ChatError("forbidden", "This invite link has expired.")
+    if invite.uses.count() >= invite.max_uses:
+        raise ChatError("forbidden", "This invite link has been used up.")
+    return invite
+
+
+def invite_find(*, token: object) -> tuple[Invite | None, str]:
+    """`invite_check` for pages: the usable invite, or None and why not."""
+    try:
+        return invite_check(token=token), ""
+    except ChatError as error:
+        return None, error.detail
+
+
+def invites_with_uses() -> QuerySet[Invite]:
+    """Invites, newest first, with `use_total` and their uses (oldest first)."""
+    return (
+        Invite.objects.select_related("group", "created_by").annotate(use_total=Count("uses")).prefetch_related("uses")
+    )

@@ -11,6 +11,9 @@ thousand passwords would take minutes), every user logged in once over HTTP, the
   C  two Daphne processes over Redis, one pinned to each core, the load generator unpinned
      (2 cores cannot give three processes a core each); the max-rate run of A, sockets split.
 
+Before all that, in this process (about a second): R, the cost of rendering a message's text to
+HTML (bench/render.py), which the server pays once per message stored or edited.
+
 Every server is killed at the end whatever happens. Figures go to bench/results/results.json,
 latency histograms to bench/results/latency-*.png; a table is printed. See bench/README.md.
 """
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from bench import render as render_bench
 from tests.live import free_port, wait_for_port  # the same helpers the live-server tests use
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -434,7 +438,7 @@ def rows_c(c: dict, a: dict | None) -> list[list[str]]:
 
 def table(results: dict[str, Any]) -> list[list[str]]:
     rows: list[list[str]] = []
-    for key, build in (("A", rows_a), ("B", rows_b)):
+    for key, build in (("R", render_bench.rows), ("A", rows_a), ("B", rows_b)):
         if isinstance(results.get(key), dict) and "error" not in results[key]:
             rows += build(results[key])
         elif key in results:
@@ -604,6 +608,9 @@ def main() -> None:
     config = parse_args()
     started = time.monotonic()
     results: dict[str, Any] = {"meta": {**machine(), "pinned": config.pin, "config": config.__dict__}}
+    run_step(results, "R", render_bench.measure)
+    if "error" not in results["R"]:
+        print(f"[bench] {render_bench.summary(results['R'])}", flush=True)
     print(f"[bench] fresh database {DB_PATH.relative_to(ROOT)}", flush=True)
     fresh_database()
     names = seed_users(config)

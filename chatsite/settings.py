@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -228,6 +229,33 @@ AXES_DISABLE_ACCESS_LOG = True  # failures are kept (admin: Axes); a row per suc
 
 # New accounts from one address in any hour (accounts.views.register); 429 beyond.
 CHAT_REGISTRATIONS_PER_HOUR = envint("CHAT_REGISTRATIONS_PER_HOUR", 20)
+
+# ---- Who may join (README: "Who may join") -------------------------------------------------
+
+# open: anyone may register; invite: only through a valid invite link; closed: only admins add
+# accounts (invite links then only bring existing users into their group).
+REGISTRATION_MODES = ("open", "invite", "closed")
+CHAT_REGISTRATION = os.environ.get("CHAT_REGISTRATION", "open").strip().lower()
+if CHAT_REGISTRATION not in REGISTRATION_MODES:
+    raise ImproperlyConfigured(f"CHAT_REGISTRATION must be one of {', '.join(REGISTRATION_MODES)}.")
+# The most an invite link may carry: days until it expires, and uses (the forms refuse more).
+CHAT_INVITE_MAX_DAYS = envint("CHAT_INVITE_MAX_DAYS", 90)
+CHAT_INVITE_MAX_USES = envint("CHAT_INVITE_MAX_USES", 1000)
+# Password reset requests from one address, and for one email address, in any hour (per process).
+CHAT_PASSWORD_RESETS_PER_HOUR = envint("CHAT_PASSWORD_RESETS_PER_HOUR", 5)
+
+# Email (password reset links): printed to the console unless EMAIL_HOST names an SMTP server.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = envint("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)  # implicit TLS (port 465)
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", not EMAIL_USE_SSL)  # STARTTLS (port 587); Django refuses both
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "chat@localhost")
 
 # Content-Security-Policy on every page (django-csp): scripts, styles and sockets of this site
 # only, nothing inline (page data comes as json_script blocks, which are not run). 'self' in

@@ -9,6 +9,7 @@ admin.site.site_title = "Chat moderation"
 urlpatterns = [
     path("", messaging_views.chat, name="chat"),
     path("accounts/", include("accounts.urls")),
+    path("", include("groups.urls")),
     path("api/users/", messaging_views.api_users, name="api-users"),
     path("api/groups/", messaging_views.api_groups, name="api-groups"),
     path("images/<int:message_id>/", messaging_views.image, name="image"),

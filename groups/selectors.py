@@ -41,3 +41,11 @@ def group_summary(group: ChatGroup) -> dict:
         "Owner": group.owner.username,
         "Members": sorted(member.username for member in group.members.all()),
     }
+
+
+def group_owned_get(*, user: AbstractBaseUser, group_id: int) -> ChatGroup:
+    """The group, if `user` owns it; `not_found` for anyone else (no hint that it exists)."""
+    try:
+        return ChatGroup.objects.select_related("owner").get(pk=group_id, owner=user.pk)
+    except ChatGroup.DoesNotExist:
+        raise ChatError("not_found", "No such group of yours.") from None

@@ -16,7 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.actions import audit_record
-from accounts.selectors import moderator_require, sender_check, user_is_moderator
+from accounts.selectors import active_check, moderator_require, sender_check, user_is_moderator
 from accounts.sessions import session_group, session_register
 from chatsite.errors import ChatError
 from chatsite.names import has_visible
@@ -184,6 +184,10 @@ def message_remove(*, actor: AbstractBaseUser, message_id: int) -> None:
     owner = message.group_id is not None and message.group.owner_id == actor.pk
     if not (moderator or owner or message.sender_id == actor.pk):
         raise ChatError("forbidden", "You can only remove your own messages, or those of a group you own.")
+    if message.sender_id == actor.pk:
+        active_check(user=actor)  # a socket that outlived a ban; a muted user may take theirs back
+    else:
+        sender_check(user=actor)  # removing others' is moderating: not while muted
     with transaction.atomic():
         seq = seq_take()
         message = Message.objects.select_for_update().filter(pk=message_id).select_related("sender").first()
@@ -228,6 +232,24 @@ def reaction_set(*, user: AbstractBaseUser, message_id: int, emoji: str, on: boo
         Message.objects.filter(pk=message_id).update(seq=seq)
         _publish_message(message_list_by_id(ids=[message_id])[0], change="reaction")
     return True
+
+
+def reactions_withdraw(*, user: AbstractBaseUser) -> None:
+    """Take back every reaction of a user whose account goes (accounts.actions.user_delete): each
+    message they reacted to gets its own new `Seq` and goes out as it is now (`Change: reaction`).
+    In the caller's transaction."""
+    theirs = Reaction.objects.filter(user=user)
+    # Not on their own messages (sent or received): those are removed with the account.
+    others = theirs.exclude(message__sender=user).exclude(message__recipient=user)
+    ids = sorted(set(others.values_list("message_id", flat=True)))
+    theirs.delete()
+    if not ids:
+        return
+    last = seq_take(len(ids))
+    for seq, message_id in enumerate(ids, start=last - len(ids) + 1):
+        Message.objects.filter(pk=message_id).update(seq=seq)
+    for message in message_list_by_id(ids=ids):
+        _publish_message(message, change="reaction")
 
 
 def conversation_read(*, user: AbstractBaseUser, chat: str, to: str, message_id: int, skip_channel: str = "") -> int:

@@ -7,6 +7,7 @@ session's username, so no handler ever sees a frame that speaks for someone else
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -212,18 +213,23 @@ def _parse_remove(frame: dict) -> Remove:
     return Remove(id=_id(frame))
 
 
+@functools.cache
+def _qualified() -> dict[str, str]:
+    """Every fully qualified emoji by its spelling without variation selectors (U+FE0F)."""
+    fully = emoji_data.STATUS["fully_qualified"]
+    return {e.replace("\ufe0f", ""): e for e, data in emoji_data.EMOJI_DATA.items() if data["status"] == fully}
+
+
 def emoji_clean(value: Any) -> str:
     """One emoji (skin tones, ZWJ sequences, flags and keycaps included), as the `emoji`
-    package's Unicode data knows them, in its fully qualified form: "❤" and "❤️" are one
-    reaction, not two."""
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_EMOJI or not emoji_data.is_emoji(value):
+    package's Unicode data knows them, in its fully qualified form: "❤" and "❤️", or "🏳‍🌈"
+    and "🏳️‍🌈", are one reaction, not two. A lone skin tone (a component) is none."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_EMOJI:
         raise _bad("'Emoji' must be a single emoji.")
-    qualified = value + "\ufe0f"
-    if emoji_data.EMOJI_DATA[value]["status"] != emoji_data.STATUS["fully_qualified"] and qualified in (
-        emoji_data.EMOJI_DATA
-    ):
-        return qualified
-    return value
+    qualified = _qualified().get(value.replace("\ufe0f", ""))
+    if qualified is None:
+        raise _bad("'Emoji' must be a single emoji.")
+    return qualified
 
 
 def _parse_react(frame: dict) -> React:

@@ -135,7 +135,15 @@ def test_a_muted_user_logs_in_and_is_told_until_when(client, erin):
     response = log_in(client, RIGHT, follow=True)
     page = response.content.decode()
     assert response.redirect_chain[-1][0] == "/"
-    assert f"muted until {until:%Y-%m-%d %H:%M} UTC (flooding)" in page
+    # In UTC for the page, marked up for static/accounts/localtime.js to show in the reader's zone.
+    stamp = f'<time datetime="{until:%Y-%m-%dT%H:%M:%S}Z" data-local>{until:%Y-%m-%d %H:%M} UTC</time>'
+    assert f"muted until {stamp} (flooding)" in page
+
+
+def test_a_mute_reason_is_text_not_markup(client, erin):
+    Mute.objects.create(user=erin, until=timezone.now() + timedelta(hours=1), reason="<b>spam</b>")
+    page = log_in(client, RIGHT, follow=True).content.decode()
+    assert "(&lt;b&gt;spam&lt;/b&gt;)" in page and "<b>spam" not in page
 
 
 def test_a_mute_that_is_over_is_not_mentioned(client, erin):

@@ -16,10 +16,12 @@ from django.utils import timezone
 
 from accounts.actions import user_mute
 from accounts.models import AuditEntry
+from chatsite.errors import ChatError
 from groups import actions as group_actions
 from messaging import actions
 from messaging.models import Image, Message, MessageEdit, Reaction, Tombstone
 from messaging.seq import seq_committed
+from tests.conftest import make_user
 from tests.test_images import data_url, picture
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -147,7 +149,7 @@ async def test_a_muted_sender_or_one_who_left_cannot_edit(connect, group, iago, 
     await db(user_mute)(actor=iago, user=bob, duration=timedelta(hours=1), reason="cool down")
     error = await refused(b, {"Type": "Edit", "Id": message.pk, "Content": "edited"}, "forbidden")
     assert "cool down" in error["Detail"]
-    await db(Message.objects.filter(pk=message.pk).exists)()
+    assert (await db(Message.objects.get)(pk=message.pk)).text == "mine"
     await db(group_actions.group_leave)(user=bob, group="Class")
     await refused(b, {"Type": "Edit", "Id": message.pk, "Content": "edited"}, "not_found")
 
@@ -216,6 +218,45 @@ async def test_remove_is_refused_to_members_and_outsiders(connect, group, alice,
     assert await db(Message.objects.count)() == 2
 
 
+async def test_staff_without_the_moderation_permission_remove_only_their_own(connect, alice, bob):
+    from django.contrib.auth.models import Permission
+
+    def staff():
+        user = make_user("stan", is_staff=True)
+        user.user_permissions.add(*Permission.objects.filter(codename__in=["view_message", "delete_message"]))
+        return user
+
+    stan = await db(staff)()
+    to_stan = await db(post)(alice, "stan", "hello stan", chat="Private")
+    elsewhere = await db(post)(alice, "bob", "not for stan", chat="Private")
+    [s] = await sockets(connect, stan)
+    await refused(s, {"Type": "Remove", "Id": to_stan.pk}, "forbidden")
+    await refused(s, {"Type": "Remove", "Id": elsewhere.pk}, "not_found")
+    assert await db(Message.objects.count)() == 2
+
+
+def test_a_deactivated_account_removes_nothing_not_even_its_own(group, alice, bob):
+    """The consumer re-reads the session before each command; the action checks on its own too
+    (any caller: the admin, a command, a socket in the moment before its close)."""
+    own, members = post(alice, "Class", "mine"), post(bob, "Class", "bob's")
+    type(alice).objects.filter(pk=alice.pk).update(is_active=False)  # behind the server's back
+    for message in (own, members):
+        with pytest.raises(ChatError) as refused_with:
+            actions.message_remove(actor=alice, message_id=message.pk)
+        assert refused_with.value.code == "forbidden"
+    assert Message.objects.filter(pk__in=[own.pk, members.pk]).count() == 2
+
+
+async def test_a_muted_owner_takes_back_their_own_but_removes_no_one_elses(connect, group, iago, alice, bob):
+    own = await db(post)(alice, "Class", "mine")
+    members = await db(post)(bob, "Class", "bob's")
+    a, b = await sockets(connect, alice, bob)
+    await db(user_mute)(actor=iago, user=alice, duration=timedelta(hours=1))
+    await refused(a, {"Type": "Remove", "Id": members.pk}, "forbidden")
+    await a.send({"Type": "Remove", "Id": own.pk})
+    await b.expect("Removed", Ids=[own.pk], By="alice")
+
+
 async def test_a_removal_made_while_away_comes_back_on_resume(connect, group, alice, bob):
     message = await db(post)(alice, "Class", "soon gone")
     seq = await db(seq_committed)()
@@ -242,6 +283,14 @@ async def test_a_reply_quotes_the_start_of_its_original(connect, group, alice, b
             "is_image": 0,
         }
     assert await c.sync() == []
+
+
+async def test_a_reply_to_an_image_quotes_its_picture(connect, alice, bob):
+    image = await db(post)(alice, "bob", data_url(picture("PNG")), chat="Private", is_image=True)
+    [b] = await sockets(connect, bob)
+    await b.send({"Type": "Send", "Chat": "Private", "To": "alice", "Content": "nice", "ReplyTo": image.pk})
+    frame = await b.expect("Message", Content="nice")
+    assert frame["ReplyTo"] == {"Id": image.pk, "From": "alice", "Content": f"/images/{image.pk}/", "is_image": 1}
 
 
 async def test_a_reply_must_answer_a_message_of_the_same_conversation(connect, group, alice, bob, carol):
@@ -324,6 +373,39 @@ async def test_emoji_sequences_are_reactions_and_a_message_takes_at_most_20_kind
     assert len(frame["Reactions"]) == 20
 
 
+@pytest.mark.parametrize(("typed", "stored"), [("❤", "❤️"), ("🏳‍🌈", "🏳️‍🌈"), ("👁‍🗨", "👁️‍🗨️"), ("#⃣", "#️⃣"), ("☺", "☺️")])
+async def test_spellings_of_one_emoji_are_one_reaction(connect, group, alice, bob, typed, stored):
+    message = await db(post)(alice, "Class", "one or two?")
+    await db(actions.reaction_set)(user=alice, message_id=message.pk, emoji=stored, on=True)
+    [b] = await sockets(connect, bob)
+    await b.send({"Type": "React", "Id": message.pk, "Emoji": typed, "On": True})
+    frame = await b.next_of("Message", Change="reaction")
+    assert frame["Reactions"] == [{"Emoji": stored, "Users": ["alice", "bob"]}]
+
+
+async def test_a_lone_skin_tone_is_no_reaction(connect, group, alice, bob):
+    message = await db(post)(alice, "Class", "tone")
+    [b] = await sockets(connect, bob)
+    await refused(b, {"Type": "React", "Id": message.pk, "Emoji": "🏻", "On": True}, "bad_request")
+
+
+async def test_a_deleted_accounts_reactions_go_for_everyone_and_on_resume(connect, group, iago, alice, bob, carol):
+    from accounts.actions import user_delete
+
+    message = await db(post)(alice, "Class", "who liked it?")
+    await db(group_actions.group_join)(user=carol, group="Class")
+    for user in (bob, carol):
+        await db(actions.reaction_set)(user=user, message_id=message.pk, emoji="👍", on=True)
+    seq = await db(seq_committed)()
+    [a] = await sockets(connect, alice)
+    await db(user_delete)(actor=iago, user=carol)
+    frame = await a.next_of("Message", Id=message.pk, Change="reaction")
+    assert frame["Reactions"] == [{"Emoji": "👍", "Users": ["bob"]}]
+    [b] = await sockets(connect, bob)
+    [replayed] = [f for f in await resume(b, seq) if f["Type"] == "Message"]
+    assert replayed["Reactions"] == [{"Emoji": "👍", "Users": ["bob"]}]
+
+
 async def test_reactions_given_while_away_come_back_on_resume_and_in_history(connect, group, alice, bob):
     message = await db(post)(alice, "Class", "vote here")
     seq = await db(seq_committed)()
@@ -361,22 +443,24 @@ def test_messages_stored_without_an_action_are_rendered_too(alice, bob):
 
 
 def test_moderators_see_earlier_versions_in_the_admin_and_view_only_staff_do_not(iago, alice, bob):
-    from django.contrib.auth.models import Permission
+    from django.contrib.auth.models import Group, Permission
     from django.test import Client
-
-    from tests.conftest import make_user
 
     original = post(alice, "bob", "first words", chat="Private")
     reply = post(bob, "alice", "an answer", chat="Private", reply_to=original.pk)
     actions.message_edit(user=alice, message_id=original.pk, content="better words")
+    actions.reaction_set(user=bob, message_id=original.pk, emoji="👀", on=True)
     viewer = make_user("stan", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_message"))
+    moderator = make_user("mona", is_staff=True)
+    moderator.groups.add(Group.objects.get(name="Moderators"))
     pages = {}
-    for user in (iago, viewer):
+    for user in (iago, moderator, viewer):
         client = Client()
         client.force_login(user)
         pages[user.username] = client.get(f"/admin/messaging/message/{original.pk}/change/").content.decode()
-    assert "first words" in pages["iago"] and "better words" in pages["iago"]
+    for name in ("iago", "mona"):
+        assert "first words" in pages[name] and "better words" in pages[name] and "👀" in pages[name], name
     assert "better words" in pages["stan"] and "first words" not in pages["stan"]
     actions.message_remove(actor=alice, message_id=original.pk)
     client = Client()

@@ -77,7 +77,8 @@ class Client:
         self.user = user
         self.name = user.username
         self.sock: Socket | None = None
-        self.messages: dict[int, tuple[int, str, str | None]] = {}  # Id -> (Seq, text, group or None)
+        # Id -> (Seq, text, reactions, group or None)
+        self.messages: dict[int, tuple[int, str, tuple, str | None]] = {}
         self.removed: dict[int, int] = {}  # Id -> Seq of its removal
         self.first: int | None = None  # the Seq of the very first State
         self.cursor: int | None = None
@@ -86,8 +87,10 @@ class Client:
         self.peers: list[str] = []  # everyone in the last State
         self.reset = False  # told to reload everything (`Reset`)
 
-    def view(self) -> dict[int, tuple[int, str]]:
-        return {id_: (seq, text) for id_, (seq, text, _) in self.messages.items() if seq > self.first}
+    def view(self) -> dict[int, tuple[int, str, tuple]]:
+        return {
+            id_: (seq, text, reactions) for id_, (seq, text, reactions, _) in self.messages.items() if seq > self.first
+        }
 
     def apply(self, frame: dict) -> None:
         kind = frame["Type"]
@@ -129,11 +132,12 @@ class Client:
             return  # not a conversation it has (a client shows no group it is not in)
         if self.removed.get(id_, 0) >= seq or self.messages.get(id_, (0,))[0] >= seq:
             return  # a repeat, or older than what it knows
-        self.messages[id_] = (seq, frame["Content"], group)
+        reactions = tuple((r["Emoji"], tuple(r["Users"])) for r in frame.get("Reactions", ()))
+        self.messages[id_] = (seq, frame["Content"], reactions, group)
 
     def _forget_groups_left(self) -> None:
         self.loaded &= self.groups
-        self.messages = {k: v for k, v in self.messages.items() if v[2] is None or v[2] in self.groups}
+        self.messages = {k: v for k, v in self.messages.items() if v[3] is None or v[3] in self.groups}
 
 
 async def open_socket(user) -> Socket:
@@ -148,10 +152,13 @@ async def open_socket(user) -> Socket:
     return Socket(comm, user, key)
 
 
-def fresh_load(user, after: int) -> dict[int, tuple[int, str]]:
+def fresh_load(user, after: int) -> dict[int, tuple[int, str, tuple]]:
     """What a new page load shows the user (from `after`, its first State's Seq, on)."""
-    messages = selectors.message_list_readable(user=user).filter(seq__gt=after)
-    return {m.pk: (m.seq, m.text) for m in messages.only("id", "seq", "text")}
+    messages = selectors.message_list_readable(user=user).filter(seq__gt=after).only("id", "seq", "text")
+    return {
+        m.pk: (m.seq, m.text, tuple((emoji, tuple(users)) for emoji, users in m.reaction_list))
+        for m in selectors.with_reactions(list(messages))
+    }
 
 
 def world() -> dict[str, object]:
@@ -297,9 +304,9 @@ class ResumeMachine(RuleBasedStateMachine):
             await database_sync_to_async(messages_remove)(actor=self.users["iago"], message_ids=chosen, reason="x")
 
     async def change_some(self, data, held_by: list[str]) -> None:
-        """Its sender edits a message, or toggles a reaction to it (often one that a client of
-        `held_by` holds): either gives it a new `Seq` (and text) that a resume must bring. A
-        sender who left the group cannot (`not_found`): nothing changes."""
+        """Its sender edits a message, or someone toggles a reaction to it (often one that a client
+        of `held_by` holds): either gives it a new `Seq` (and text or reactions) that a resume must
+        bring. One who cannot read it (left the group) is refused (`not_found`): nothing changes."""
         rows = await database_sync_to_async(lambda: list(Message.objects.values_list("id", "sender__username")))()
         held = [row for row in rows if any(row[0] in self.clients[name].messages for name in held_by)]
         pool = data.draw(st.sampled_from([rows, held] if held else [rows]), label="from")
@@ -313,7 +320,8 @@ class ResumeMachine(RuleBasedStateMachine):
                 await database_sync_to_async(message_edit)(
                     user=user, message_id=message_id, content=f"edit #{self.sent}"
                 )
-            else:
+            else:  # by anyone: one who cannot read it is refused
+                user = self.users[data.draw(st.sampled_from(CLIENTS), label="reacts")]
                 on = data.draw(st.booleans(), label="on")
                 await database_sync_to_async(reaction_set)(user=user, message_id=message_id, emoji="👍", on=on)
         except ChatError as error:
