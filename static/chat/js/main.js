@@ -210,7 +210,7 @@ const app = {
   },
 
   react(m, emoji, on) {
-    if (!socket.send(P.react(m.Id, emoji, on))) toast("You are offline: reactions go once the connection is back.");
+    if (!socket.send(P.react(m.Id, emoji, on))) toast("You are offline: try again once the connection is back.");
   },
 
   // A quote was clicked: show its original, loading older pages until it is there (or the
