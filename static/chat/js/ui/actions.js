@@ -14,6 +14,7 @@ export function setupActions(store, actions) {
   bar.setAttribute("role", "toolbar");
   bar.setAttribute("aria-label", "Message actions");
   let current = null; // the Id of the message the bar is for
+  let pressedId = null; // the Id of the message whose bar a long press opened
 
   const messageOf = (row) => {
     const conv = store.activeConv;
@@ -68,6 +69,7 @@ export function setupActions(store, actions) {
   }
 
   function closeOpen() {
+    pressedId = null;
     for (const row of list().querySelectorAll(".msg.actions-open")) row.classList.remove("actions-open");
   }
 
@@ -90,7 +92,12 @@ export function setupActions(store, actions) {
     else if (target.dataset.pick) openPicker(target, found.m);
     else actions.showOriginal(Number(target.dataset.quote));
   });
-  setupLongPress(messages, (row) => { closeOpen(); attach(row); row.classList.add("actions-open"); });
+  setupLongPress(messages, (row) => {
+    closeOpen();
+    attach(row);
+    row.classList.add("actions-open");
+    pressedId = current;
+  });
   document.addEventListener("pointerdown", (event) => {
     if (!event.target.closest?.(".msg.actions-open, .react-picker")) closeOpen();
   });
@@ -112,11 +119,14 @@ export function setupActions(store, actions) {
     }
   }
 
-  // A row was drawn again (the message changed): the bar goes with the new row.
+  // A row was drawn again (the message changed): the bar goes with the new row, still open
+  // if a long press had opened it.
   function sync() {
     if (bar.isConnected || current === null) return;
     const row = messages.querySelector(`.msg[data-id="${current}"]`);
-    if (row) attach(row);
+    if (!row) return;
+    attach(row);
+    if (pressedId === current) row.classList.add("actions-open");
   }
 
   return { sync, closePicker: () => picker.close() };
