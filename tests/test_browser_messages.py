@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser import PHONE, conv, retry_now, say, shot, texts
+from tests.browser import PHONE, badge, conv, retry_now, say, shot, texts
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM from a test that drives a browser
 
@@ -374,3 +374,30 @@ def test_a_change_redraws_its_row_only_and_the_view_stays_still(person, daphne_s
     assert alice.locator("#messages .msg:not([data-old])").count() == 1  # that row, no other
     assert abs(alice.evaluate(where) - before) < 1
     expect(row(bob, "much")).to_be_in_viewport()  # his own edit does not take him to the end
+
+
+def test_a_reaction_to_an_old_message_not_loaded_shows_only_once_scrolled_to(person, daphne_server):
+    """The change of a message older than the page holds is no new message: no row above a gap,
+    no unread badge; scrolled to, the original shows as it is now."""
+    alice, bob = chatting(person)
+    person("carol")
+    store_with_a_reply_to_an_old_message(daphne_server, older=60)  # the original is on the second page
+    for page in (alice, bob):
+        page.reload()
+    conv(alice, "bob").click()
+    expect(row(alice, "about that")).to_have_count(1)
+    conv(alice, "carol").click()  # the conversation with bob stays loaded, its oldest page not
+
+    conv(bob, "alice").click()
+    row(bob, "about that").locator(".quote").click()
+    act(bob, "the original", "react")
+    bob.get_by_role("button", name="React with 👍").click()
+    expect(row(bob, "the original").locator('.chip[data-react="👍"] .chip-count')).to_have_text("1")
+    sent(bob, "and one new message")  # after the reaction: once it is here, the reaction was too
+
+    expect(badge(alice, "bob")).to_have_text("1")  # the new message only
+    conv(alice, "bob").click()
+    expect(row(alice, "and one new message")).to_have_count(1)
+    expect(row(alice, "the original")).to_have_count(0)
+    row(alice, "about that").locator(".quote").click()
+    expect(row(alice, "the original").locator('.chip[data-react="👍"] .chip-count')).to_have_text("1")

@@ -187,10 +187,21 @@ export class Store {
       if (this.outbox.delete(m.ClientId)) this.saveOutbox();
       replaced = takePending(conv, m.ClientId);
     }
+    if (this.beyondHistory(conv, m)) return { conv, isNew: false, changed: null, replaced, counted: false };
     const result = this.hold(conv, m);
-    const counted = result.isNew && this.afterState(m) && this.isUnread(conv, m);
+    // A change (an edit, a reaction) of a message not held yet is no new message.
+    const counted = result.isNew && !m.Change && this.afterState(m) && this.isUnread(conv, m);
     if (counted) conv.unread += 1;
     return { conv, ...result, replaced, counted };
+  }
+
+  // A live or replayed message older than the oldest one held, with older history not loaded: the
+  // edit or reaction of an old message. Held, it would sit alone above a gap that paging (by the
+  // oldest Id held) would never fill; its History page brings it, as it is then, when scrolled to.
+  beyondHistory(conv, m) {
+    if (conv.byId.has(m.Id)) return false;
+    const oldest = conv.messages.find((x) => x.Id)?.Id;
+    return oldest !== undefined && m.Id < oldest && (conv.hasMore || !conv.loaded);
   }
 
   // The one rule of applying a message's state: only if its Id is new, or its Seq newer than the
@@ -223,6 +234,9 @@ export class Store {
     }
     // A page that reaches as far back as what we had says whether older ones remain.
     const first = frame.Messages[0]?.Id;
+    // The first page of a conversation held before it was loaded: what came live and is older than
+    // the page (an old message's edit, say) goes, so no gap sits between it and the page.
+    if (!conv.loaded && frame.HasMore && first !== undefined) dropOlder(conv, first);
     if (!conv.loaded || first === undefined || first <= oldestBefore) conv.hasMore = frame.HasMore;
     conv.loaded = true;
     conv.loading = false;
@@ -352,6 +366,11 @@ function lastFromOthers(conv, me) {
     if (m.Id && m.From !== me) return m.Id;
   }
   return 0;
+}
+
+function dropOlder(conv, id) {
+  for (const m of conv.messages) if (m.Id && m.Id < id) conv.byId.delete(m.Id);
+  conv.messages = conv.messages.filter((m) => !m.Id || m.Id >= id);
 }
 
 function insertSorted(conv, m) {
