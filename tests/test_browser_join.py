@@ -107,7 +107,9 @@ def test_invite_only_sign_up_without_a_link_and_with_one_straight_into_the_group
 def test_an_owner_makes_a_link_and_someone_with_an_account_joins_with_it(person, browser, daphne_server):
     alice = person("alice")
     class_7b(get_user_model().objects.get(username="alice"))
-    alice.goto(daphne_server.url + "/invites/?group=Class%207B")
+    alice.reload()
+    conv(alice, "Class 7B").click()
+    alice.get_by_role("link", name="Invite people").click()  # the owner's, in the group's header
     expect(alice.locator("h2")).to_have_text("Invite links for Class 7B")
     alice.fill("#id_days", "14")
     alice.fill("#id_uses", "25")
@@ -126,6 +128,9 @@ def test_an_owner_makes_a_link_and_someone_with_an_account_joins_with_it(person,
     bob.wait_for_url(daphne_server.url + "/")
     expect(bob.locator("#placeholder")).to_contain_text("You joined the group Class 7B")
     expect(conv(bob, "Class 7B")).to_be_visible()
+    conv(bob, "Class 7B").click()
+    expect(bob.locator("#conv-name")).to_have_text("Class 7B")
+    expect(bob.get_by_role("link", name="Invite people")).to_be_hidden()  # a member's header has none
     alice.reload()
     expect(alice.locator(".invites tbody tr")).to_contain_text("1 of 25")
 

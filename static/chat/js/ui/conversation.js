@@ -31,17 +31,21 @@ export function renderHeader(store, conv) {
   $("conv-name").textContent = conv.name;
   const leave = $("leave-group");
   const del = $("delete-group");
+  const invite = $("invite-group");
   if (conv.chat === GROUP) {
     const group = store.groups.get(conv.name);
     const members = group?.members ?? [];
     $("conv-sub").textContent = `${members.length} member${members.length === 1 ? "" : "s"}: ${members.join(", ")}`;
     leave.hidden = !group || group.owner === store.me || !members.includes(store.me);
     del.hidden = !group || group.owner !== store.me;
+    invite.hidden = del.hidden;
+    invite.href = `/invites/?group=${encodeURIComponent(conv.name)}`;
   } else {
     const user = store.users.get(conv.name);
     $("conv-sub").textContent = !store.isOnline ? "connecting…" : user?.online ? "online" : "offline";
     leave.hidden = true;
     del.hidden = true;
+    invite.hidden = true;
   }
 }
 
