@@ -297,6 +297,18 @@ def test_a_long_press_on_a_phone_opens_the_actions_bar_on_screen(person):
     shot(alice, "messages-actions-phone")
     row(alice, "ok").locator(".act-edit").tap()
     expect(alice.locator(".editor textarea")).to_have_value("ok")
+    alice.press(".editor textarea", "Escape")
+
+    act(bob, "hi", "react")  # a phone has no hover: a long press on a chip says who reacted
+    bob.get_by_role("button", name="React with 🎉").click()
+    chip = row(alice, "hi").locator('.chip[data-react="🎉"]')
+    box = chip.bounding_box()
+    touch = alice.context.new_cdp_session(alice)
+    point = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [point]})
+    expect(alice.locator("#toasts")).to_contain_text("bob reacted with 🎉")
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    expect(chip).to_have_attribute("aria-pressed", "false")  # the release toggled nothing
 
 
 def test_markdown_arrives_as_a_clickable_link_and_a_code_block(person):

@@ -3,6 +3,7 @@
 // and the clicks inside rows (reaction chips, quotes). One bar for the page, moved to the row in use.
 import { el } from "./format.js";
 import { hasMine, setupPicker } from "./reactions.js";
+import { toast } from "./toast.js";
 
 const LONG_PRESS = 500; // ms
 const list = () => document.getElementById("message-list");
@@ -92,7 +93,8 @@ export function setupActions(store, actions) {
     else if (target.dataset.pick) openPicker(target, found.m);
     else actions.showOriginal(Number(target.dataset.quote));
   });
-  setupLongPress(messages, (row) => {
+  setupLongPress(messages, (row, chip) => {
+    if (chip) { toast(chip.title, "info", 4000); return; } // who reacted: a phone has no hover
     closeOpen();
     attach(row);
     row.classList.add("actions-open");
@@ -132,8 +134,9 @@ export function setupActions(store, actions) {
   return { sync, closePicker: () => picker.close() };
 }
 
-// About LONG_PRESS ms of a still finger on a row calls onPress(row). Scrolling cancels it (the
-// browser sends pointercancel); the long press's own context menu is suppressed.
+// About LONG_PRESS ms of a still finger on a row calls onPress(row), or on a reaction chip
+// onPress(row, chip). Scrolling cancels it (the browser sends pointercancel); the long press's own
+// context menu, and the click its release makes (a chip's would toggle), are suppressed.
 function setupLongPress(area, onPress) {
   let timer = null;
   let start = null;
@@ -142,10 +145,14 @@ function setupLongPress(area, onPress) {
   area.addEventListener("pointerdown", (event) => {
     pressed = false;
     const row = event.pointerType === "touch" && event.target.closest(".msg[data-id]");
-    if (!row || event.target.closest("button, textarea, a")) return;
+    const chip = row && event.target.closest(".chip[data-react]");
+    if (!row || (!chip && event.target.closest("button, textarea, a"))) return;
     start = { x: event.clientX, y: event.clientY };
-    timer = setTimeout(() => { timer = null; pressed = true; onPress(row); }, LONG_PRESS);
+    timer = setTimeout(() => { timer = null; pressed = true; onPress(row, chip); }, LONG_PRESS);
   });
+  area.addEventListener("click", (event) => {
+    if (pressed) { event.preventDefault(); event.stopPropagation(); pressed = false; }
+  }, true);
   area.addEventListener("pointermove", (event) => {
     if (timer && Math.hypot(event.clientX - start.x, event.clientY - start.y) > 10) clear();
   });
