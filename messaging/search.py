@@ -19,11 +19,12 @@ It is SQL written by hand, per database: the ORM cannot join an FTS5 table, and 
 from __future__ import annotations
 
 import itertools
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.db import connection, transaction
 
 from chatsite.errors import ChatError
 from groups.models import Membership
@@ -74,8 +75,7 @@ def message_search(
         raise ChatError("bad_request", "Search is not available on this database.")
     built = _build(words, scope=_scope(user, chat, to), access=_access(user))
     below = before if before is not None else MAX_ID
-    run = _run_sqlite if connection.vendor == "sqlite" else _run_postgres
-    ids, next_before = run(built, below, settings.CHAT_SEARCH_PAGE, settings.CHAT_SEARCH_SCAN)
+    ids, next_before = _run(built, below, settings.CHAT_SEARCH_PAGE, settings.CHAT_SEARCH_SCAN)
     messages = _framed(Message.objects.filter(pk__in=ids).order_by("-id"))
     return SearchPage(messages=messages, before=next_before)
 
@@ -145,25 +145,38 @@ def _build(words: tuple[str, ...], *, scope: tuple[str, list] | None, access: tu
     return _Query(lead=text, lead_params=params, keep=where[0], keep_params=where[1], match=fts_query(long))
 
 
-def _run_sqlite(built: _Query, below: int, page: int, scan: int) -> tuple[list[int], int | None]:
-    """Rows stream from SQLite as they are stepped: read until a page and one more are kept,
-    or `scan` rows were read."""
+def _sql(built: _Query) -> tuple[str, list]:
+    """Candidates newest first, each with whether it is a result. SQLite steps rows as they are
+    read; PostgreSQL's are read through a server-side cursor, which also plans for the first rows."""
+    table = Message._meta.db_table
     if built.match is not None:
         sql = (
-            f"SELECT m.id, {built.keep} FROM {FTS} CROSS JOIN {Message._meta.db_table} m ON m.id = {FTS}.rowid"
+            f"SELECT m.id, {built.keep} FROM {FTS} CROSS JOIN {table} m ON m.id = {FTS}.rowid"
             f" WHERE {FTS} MATCH %s AND {FTS}.rowid < %s AND {built.lead} ORDER BY {FTS}.rowid DESC"
         )
-        params = [*built.keep_params, built.match, below, *built.lead_params]
-    else:
-        sql = (
-            f"SELECT m.id, {built.keep} FROM {Message._meta.db_table} m"
-            f" WHERE {built.lead} AND m.id < %s ORDER BY m.id DESC"
-        )
-        params = [*built.keep_params, *built.lead_params, below]
+        return sql, [*built.keep_params, built.match, "BELOW", *built.lead_params]
+    sql = f"SELECT m.id, ({built.keep}) FROM {table} m WHERE {built.lead} AND m.id < %s ORDER BY m.id DESC"
+    if connection.vendor == "postgresql":
+        sql += " LIMIT %s"  # what the planner must plan for: at most the bound, probably far fewer
+        return sql, [*built.keep_params, *built.lead_params, "BELOW", "SCAN"]
+    return sql, [*built.keep_params, *built.lead_params, "BELOW"]
+
+
+def _run(built: _Query, below: int, page: int, scan: int) -> tuple[list[int], int | None]:
+    """Read candidates until a page and one more are kept, or `scan` were read."""
+    sql, params = _sql(built)
+    params = [below if p == "BELOW" else scan + 1 if p == "SCAN" else p for p in params]
     kept: list[int] = []
     read = 0
     last = None
-    with connection.cursor() as cursor:
+    # In a transaction, a PostgreSQL server-side cursor is not WITH HOLD (which would read
+    # every row at once, when its transaction commits). Not on SQLite: there a transaction
+    # begins IMMEDIATE, taking the write lock.
+    postgres = connection.vendor == "postgresql"
+    with transaction.atomic() if postgres else nullcontext(), connection.chunked_cursor() as cursor:
+        if postgres:  # plan for the LIMIT (the bound), not for the first tenth of it: a rare word
+            with connection.cursor() as setting:  # then takes the trigram index, not the id order
+                setting.execute("SET LOCAL cursor_tuple_fraction = 1.0")
         cursor.execute(sql, params)
         while len(kept) <= page and read < scan:
             rows = cursor.fetchmany(min(FETCH, scan - read))
@@ -179,24 +192,3 @@ def _run_sqlite(built: _Query, below: int, page: int, scan: int) -> tuple[list[i
         if len(kept) > page:
             return kept[:page], kept[page - 1]
         return kept, last if cursor.fetchone() is not None else None
-
-
-def _run_postgres(built: _Query, below: int, page: int, scan: int) -> tuple[list[int], int | None]:
-    """One statement: the newest `scan` candidates, then the page among them and how many
-    there were (the planner picks the trigram index or the id order, by its estimates)."""
-    sql = (
-        f"WITH c AS MATERIALIZED (SELECT m.id, ({built.keep}) AS keep FROM {Message._meta.db_table} m"
-        f" WHERE {built.lead} AND m.id < %s ORDER BY m.id DESC LIMIT %s)"
-        " (SELECT 1, id FROM c WHERE keep ORDER BY id DESC LIMIT %s) UNION ALL (SELECT 0, min(id) FROM c)"
-        " UNION ALL (SELECT 2, count(*) FROM c)"
-    )
-    params = [*built.keep_params, *built.lead_params, below, scan + 1, page + 1]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    kept = sorted((value for kind, value in rows if kind == 1), reverse=True)
-    lowest = next(value for kind, value in rows if kind == 0)
-    read = next(value for kind, value in rows if kind == 2)
-    if len(kept) > page:
-        return kept[:page], kept[page - 1]
-    return kept, lowest if read > scan else None
