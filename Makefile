@@ -74,7 +74,8 @@ PG_SUITES := \
 	tests/test_message_changes.py \
 	tests/test_invites.py \
 	tests/test_invite_pages.py \
-	tests/test_passwords.py
+	tests/test_passwords.py \
+	tests/test_search.py
 test-postgres: setup
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test $(PY) -m pytest -q -p no:cacheprovider $(PG_SUITES) -k "not redis"
 

@@ -12,7 +12,9 @@ thousand passwords would take minutes), every user logged in once over HTTP, the
      (2 cores cannot give three processes a core each); the max-rate run of A, sockets split.
 
 Before all that, in this process (about a second): R, the cost of rendering a message's text to
-HTML (bench/render.py), which the server pays once per message stored or edited.
+HTML (bench/render.py), which the server pays once per message stored or edited; then S, search
+latency over 1,000,000 messages on SQLite and PostgreSQL (bench/search.py, in processes of its own;
+its databases are built once, in about 2 minutes, and kept).
 
 Every server is killed at the end whatever happens. Figures go to bench/results/results.json,
 latency histograms to bench/results/latency-*.png; a table is printed. See bench/README.md.
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import render as render_bench
+from bench import search as search_bench
 from tests.live import free_port, wait_for_port  # the same helpers the live-server tests use
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +61,7 @@ class Config:
     idle: int = 1000
     window: float = 10.0
     warmup: float = 2.0
-    workloads: str = "ABC"
+    workloads: str = "SABC"
     pin: bool = field(default_factory=lambda: shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2)
 
 
@@ -438,7 +441,7 @@ def rows_c(c: dict, a: dict | None) -> list[list[str]]:
 
 def table(results: dict[str, Any]) -> list[list[str]]:
     rows: list[list[str]] = []
-    for key, build in (("R", render_bench.rows), ("A", rows_a), ("B", rows_b)):
+    for key, build in (("R", render_bench.rows), ("S", search_bench.rows), ("A", rows_a), ("B", rows_b)):
         if isinstance(results.get(key), dict) and "error" not in results[key]:
             rows += build(results[key])
         elif key in results:
@@ -593,7 +596,7 @@ def run_step(results: dict[str, Any], key: str, step: Callable[[], dict[str, Any
 def parse_args() -> Config:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: short windows, 200 idle sockets")
-    parser.add_argument("--only", default="ABC", help="workloads to run, e.g. AC")
+    parser.add_argument("--only", default="SABC", help="workloads to run, e.g. AC (S: search)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args()
     config = Config(workloads=args.only.upper())
@@ -611,6 +614,9 @@ def main() -> None:
     run_step(results, "R", render_bench.measure)
     if "error" not in results["R"]:
         print(f"[bench] {render_bench.summary(results['R'])}", flush=True)
+    if "S" in config.workloads:
+        print("[bench] search over 1,000,000 messages (bench/search.py; built once, then cached)", flush=True)
+        run_step(results, "S", search_bench.measure)
     print(f"[bench] fresh database {DB_PATH.relative_to(ROOT)}", flush=True)
     fresh_database()
     names = seed_users(config)
@@ -618,7 +624,7 @@ def main() -> None:
     results["login"] = login_everyone(names)
     print(f"[bench] logged in {results['login']['users']} users in {results['login']['seconds']} s", flush=True)
     steps = {"A": lambda: workload_a(config), "B": lambda: workload_b(config), "C": lambda: workload_c(config)}
-    for key in config.workloads:
+    for key in config.workloads.replace("S", ""):
         run_step(results, key, steps[key])
     results["meta"]["total_s"] = round(time.monotonic() - started, 1)
     finish(results)

@@ -184,6 +184,9 @@ CHAT_MAX_TEXT_LENGTH = envint("CHAT_MAX_TEXT_LENGTH", 10_000)
 # Seconds after sending during which a message may still be edited; 0 (the default): no limit.
 CHAT_EDIT_WINDOW = envint("CHAT_EDIT_WINDOW", 0)
 CHAT_HISTORY_PAGE = 50
+# Search (messaging.search): results a page, and how many candidate rows one page may read.
+CHAT_SEARCH_PAGE = 50
+CHAT_SEARCH_SCAN = envint("CHAT_SEARCH_SCAN", 20_000)
 # A resume (`Connect` with `Seq`) replays at most this many changes; further behind, `State`
 # says `Reset` and the client loads its conversations again.
 CHAT_REPLAY_MAX = envint("CHAT_REPLAY_MAX", 5000)

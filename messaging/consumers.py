@@ -27,7 +27,7 @@ from chatsite.errors import ChatError
 from chatsite.fastwrite import DirectWriter, Frame, direct_writer
 from chatsite.ratelimit import SharedBuckets, TokenBucket
 from groups import actions as group_actions
-from messaging import actions, events, protocol, selectors
+from messaging import actions, events, protocol, search, selectors
 from messaging.catchup import change_pages
 from messaging.events import run_action
 from messaging.hub import Hub, get_hub
@@ -256,15 +256,38 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_join(self, command: protocol.Join) -> None:
-        if command.chat == protocol.GROUP and command.before is None:
+        paging = command.before is not None or command.around is not None or command.after is not None
+        if command.chat == protocol.GROUP and not paging:
             await run_action(group_actions.group_join, user=self.user, group=command.to)
-        page, has_more = await database_sync_to_async(selectors.history_page)(
-            user=self.user, chat=command.chat, to=command.to, before=command.before
+        page = await database_sync_to_async(selectors.history_page)(
+            user=self.user,
+            chat=command.chat,
+            to=command.to,
+            before=command.before,
+            around=command.around,
+            after=command.after,
         )
-        frames = [protocol.message_to_frame(message) for message in page]
-        await self._send_frame(
-            protocol.history_frame(chat=command.chat, to=command.to, messages=frames, has_more=has_more)
+        frame = protocol.history_frame(
+            chat=command.chat,
+            to=command.to,
+            messages=[protocol.message_to_frame(message) for message in page.messages],
+            has_more=page.has_more,
+            has_newer=page.has_newer if command.around is not None or command.after is not None else None,
         )
+        await self._send_frame(frame)
+
+    async def on_search(self, command: protocol.Search) -> None:
+        found = await database_sync_to_async(search.message_search)(
+            user=self.user, query=command.query, chat=command.chat, to=command.to, before=command.before
+        )
+        frame = protocol.found_frame(
+            query=command.query,
+            chat=command.chat,
+            to=command.to,
+            messages=[protocol.message_to_frame(message) for message in found.messages],
+            before=found.before,
+        )
+        await self._send_frame(frame)
 
     async def on_create(self, command: protocol.Create) -> None:
         await run_action(
@@ -298,6 +321,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         protocol.Remove: on_remove,
         protocol.React: on_react,
         protocol.Join: on_join,
+        protocol.Search: on_search,
         protocol.Create: on_create,
         protocol.Delete: on_delete,
         protocol.Leave: on_leave,

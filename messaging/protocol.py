@@ -30,6 +30,8 @@ MAX_DEPTH = 32  # frames are flat objects; the limit only keeps the decoder's re
 MAX_ID = 2**63 - 1  # the database's integer
 MAX_EMOJI = 32  # characters: the longest ZWJ sequences (families, flags of regions) have 10 or so
 REPLY_QUOTE = 200  # characters of the original's text in a reply's `ReplyTo`
+MAX_QUERY = 200  # characters of a `Search` query
+MAX_QUERY_WORDS = 20
 # Control characters (Cc): PostgreSQL refuses NUL where SQLite stores it, so all of them are
 # refused everywhere, except the tab and newline of message text (`\r` is made a newline).
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -83,6 +85,17 @@ class Join:
     chat: str
     to: str
     before: int | None
+    around: int | None = None  # the page around this `Id` (a search result opened)
+    after: int | None = None  # the page just newer than this `Id`
+
+
+@dataclass(frozen=True)
+class Search:
+    query: str
+    words: tuple[str, ...]
+    chat: str | None = None  # with `to`: only this conversation
+    to: str | None = None
+    before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +127,7 @@ class Report:
     reason: str
 
 
-Command = Connect | Send | Edit | Remove | React | Join | Create | Delete | Leave | Read | Report
+Command = Connect | Send | Edit | Remove | React | Join | Search | Create | Delete | Leave | Read | Report
 
 
 def _bad(detail: str) -> ChatError:
@@ -241,7 +254,40 @@ def _parse_react(frame: dict) -> React:
 
 def _parse_join(frame: dict) -> Join:
     chat = _chat(frame)
-    return Join(chat=chat, to=_target(frame, chat), before=_opt_int(frame, "Before"))
+    cursors = {key: _opt_int(frame, key) for key in ("Before", "Around", "After")}
+    if sum(value is not None for value in cursors.values()) > 1:
+        raise _bad("Give at most one of 'Before', 'Around' and 'After'.")
+    return Join(
+        chat=chat, to=_target(frame, chat), before=cursors["Before"], around=cursors["Around"], after=cursors["After"]
+    )
+
+
+def search_words(query: str) -> tuple[str, ...]:
+    """The words of a query: split on white space, each once (case aside), in their order."""
+    words: dict[str, str] = {}
+    for word in query.split():
+        words.setdefault(word.casefold(), word)
+    return tuple(words.values())
+
+
+def _parse_search(frame: dict) -> Search:
+    query = frame.get("Query")
+    if not isinstance(query, str):
+        raise _bad("'Query' must be a string.")
+    if len(query) > MAX_QUERY:
+        raise _bad(f"'Query' has at most {MAX_QUERY} characters.")
+    if CONTROL.search(query):
+        raise _bad("'Query' cannot contain control characters.")
+    words = search_words(query)
+    if not words:
+        raise _bad("'Query' must hold a word to look for.")
+    if len(words) > MAX_QUERY_WORDS:
+        raise _bad(f"'Query' has at most {MAX_QUERY_WORDS} different words.")
+    chat = to = None
+    if frame.get("Chat") is not None or frame.get("To") is not None:
+        chat = _chat(frame)
+        to = _target(frame, chat)
+    return Search(query=query, words=words, chat=chat, to=to, before=_opt_int(frame, "Before"))
 
 
 def _parse_create(frame: dict) -> Create:
@@ -285,6 +331,7 @@ PARSERS: dict[str, Callable[[dict], Command]] = {
     "Remove": _parse_remove,
     "React": _parse_react,
     "Join": _parse_join,
+    "Search": _parse_search,
     "Create": _parse_create,
     "Delete": _parse_delete,
     "Leave": _parse_leave,
@@ -463,8 +510,26 @@ def image_path(message_id: int) -> str:
     return f"/images/{message_id}/"
 
 
-def history_frame(*, chat: str, to: str, messages: list[dict], has_more: bool) -> dict:
-    return {"Type": "History", "Chat": chat, "To": to, "Messages": messages, "HasMore": has_more}
+def history_frame(*, chat: str, to: str, messages: list[dict], has_more: bool, has_newer: bool | None = None) -> dict:
+    """`History`; `HasNewer` only for a page that need not be the newest (`Around`, `After`)."""
+    frame = {"Type": "History", "Chat": chat, "To": to, "Messages": messages, "HasMore": has_more}
+    if has_newer is not None:
+        frame["HasNewer"] = has_newer
+    return frame
+
+
+def found_frame(
+    *, query: str, messages: list[dict], before: int | None, chat: str | None = None, to: str | None = None
+) -> dict:
+    """`Found`: a page of search results, newest first. With more to come, `Before` is what to
+    send for the next page (it can be below the page's last `Id`: see docs/protocol.md)."""
+    frame: dict[str, Any] = {"Type": "Found", "Query": query}
+    if chat is not None:
+        frame.update(Chat=chat, To=to)
+    frame.update(Messages=messages, HasMore=before is not None)
+    if before is not None:
+        frame["Before"] = before
+    return frame
 
 
 def state_frame(
@@ -531,6 +596,7 @@ COMMAND_TYPES = {
     Remove: "Remove",
     React: "React",
     Join: "Join",
+    Search: "Search",
     Create: "Create",
     Delete: "Delete",
     Leave: "Leave",

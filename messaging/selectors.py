@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -206,17 +207,38 @@ def conversation_get(*, user: AbstractBaseUser, chat: str, to: str) -> tuple[Que
     return Message.objects.filter(group=group), group
 
 
+class HistoryPage(NamedTuple):
+    messages: list[Message]  # oldest first
+    has_more: bool  # older messages remain
+    has_newer: bool  # newer messages remain (only an `around` or `after` page can say so)
+
+
 def history_page(
-    *, user: AbstractBaseUser, chat: str, to: str, before: int | None = None
-) -> tuple[list[Message], bool]:
-    """The newest page of a conversation (older than `before` when given), oldest first, and
-    whether there is more before it."""
+    *,
+    user: AbstractBaseUser,
+    chat: str,
+    to: str,
+    before: int | None = None,
+    around: int | None = None,
+    after: int | None = None,
+) -> HistoryPage:
+    """A page of a conversation, oldest first: the newest (older than `before` when given);
+    the page around the id `around` (half older than it, half from it on: where a search
+    result sits, removed or not); or the page just newer than `after`."""
     messages, _target = conversation_get(user=user, chat=chat, to=to)
+    size = settings.CHAT_HISTORY_PAGE
+    if around is not None:
+        older = _framed(messages.filter(id__lt=around).order_by("-id")[: size // 2 + 1])
+        newer = _framed(messages.filter(id__gte=around).order_by("id")[: size - size // 2 + 1])
+        page = older[: size // 2][::-1] + newer[: size - size // 2]
+        return HistoryPage(page, len(older) > size // 2, len(newer) > size - size // 2)
+    if after is not None:
+        newer = _framed(messages.filter(id__gt=after).order_by("id")[: size + 1])
+        return HistoryPage(newer[:size], messages.filter(id__lte=after).exists(), len(newer) > size)
     if before is not None:
         messages = messages.filter(id__lt=before)
-    size = settings.CHAT_HISTORY_PAGE
     page = _framed(messages.order_by("-id")[: size + 1])
-    return page[:size][::-1], len(page) > size
+    return HistoryPage(page[:size][::-1], len(page) > size, False)
 
 
 def message_list_readable(*, user: AbstractBaseUser) -> QuerySet[Message]:
