@@ -16,7 +16,7 @@ from django.utils.crypto import constant_time_compare
 
 from accounts.models import Invite
 from chatsite.errors import ChatError
-from messaging.protocol import CLOSE_POLICY, CLOSE_SESSION_ENDED
+from messaging.protocol import CLOSE_POLICY, CLOSE_SESSION_ENDED, format_time
 
 # Engines whose sessions are rows of django.contrib.sessions' Session model (read in one query).
 _DB_ENGINES = {"django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"}
@@ -53,7 +53,9 @@ def sender_check(*, user: AbstractBaseUser, now: datetime | None = None) -> None
     _, until, reason = row
     if until is not None and until > (now or timezone.now()):
         because = f": {reason}" if reason else "."
-        raise ChatError("forbidden", f"You are muted until {until:%Y-%m-%d %H:%M} UTC{because}")
+        # `Until` (and `Reason`) too, so that a client shows the end in its reader's own time.
+        fields = {"Until": format_time(until), **({"Reason": reason} if reason else {})}
+        raise ChatError("forbidden", f"You are muted until {until:%Y-%m-%d %H:%M} UTC{because}", fields=fields)
 
 
 def sessions_check(pairs: dict[str, int]) -> dict[str, Verdict]:

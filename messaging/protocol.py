@@ -607,7 +607,7 @@ COMMAND_TYPES = {
 
 def error_frame(error: ChatError, *, command: Command | None = None) -> dict:
     """`Error`, with `Ref` (the refused frame's `Type`) and its `ClientId` when known."""
-    frame = {"Type": "Error", "Code": error.code, "Detail": error.detail}
+    frame = {**error.fields, "Type": "Error", "Code": error.code, "Detail": error.detail}
     ref = COMMAND_TYPES.get(type(command)) or getattr(error, "ref", None)
     client_id = getattr(command, "client_id", None) or getattr(error, "client_id", None)
     if ref:

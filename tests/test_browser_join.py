@@ -193,3 +193,13 @@ def test_a_muted_user_sees_the_mutes_end_in_their_own_time_zone(browser, daphne_
     expect(stamp).to_have_attribute("title", f"{until:%Y-%m-%d %H:%M} UTC")
     expect(page.locator("#placeholder")).to_contain_text("(flooding)")
     shot(page, "muted-local-time", settled=False)
+
+    make_owner("hank")
+    page.reload()
+    conv(page, "hank").click()  # a message is refused, and the toast says the end locally too
+    page.fill("#input", "hello?")
+    page.press("#input", "Enter")
+    clock = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+    expect(page.locator("#toasts")).to_contain_text("You are muted until")
+    expect(page.locator("#toasts")).to_contain_text(f"{clock}: flooding")
+    expect(page.locator("#toasts")).not_to_contain_text("UTC")

@@ -17,6 +17,7 @@ from groups import actions as group_actions
 from groups.models import ChatGroup
 from messaging.actions import message_send
 from messaging.models import Message, Report
+from messaging.protocol import format_time
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -151,6 +152,8 @@ async def test_a_muted_user_gets_forbidden_with_the_reason_until_unmuted(connect
     await a.send({"Type": "Send", "To": "bob", "Chat": "Private", "Content": "hello?"})
     error = await a.expect("Error", Code="forbidden", Ref="Send")
     assert "muted until" in error["Detail"] and "cool down" in error["Detail"]
+    mute = await database_sync_to_async(Mute.objects.get)(user=alice)
+    assert (error["Until"], error["Reason"]) == (format_time(mute.until), "cool down")  # shown in local time
     assert await b.sync() == []
     await admin_action(iago, "/admin/auth/user/", "unmute", [alice.pk], reason="ok now")
     await a.send({"Type": "Send", "To": "bob", "Chat": "Private", "Content": "hello again"})

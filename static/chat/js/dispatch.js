@@ -65,12 +65,13 @@ export function makeDispatch(app) {
       if (frame.ClientId && ["rate_limited", "server_error"].includes(frame.Code) && app.retryLater(frame.ClientId)) {
         return;
       }
+      const detail = refusalText(frame);
       if (frame.ClientId) {
-        const failed = store.failPending(frame.ClientId, frame.Detail);
+        const failed = store.failPending(frame.ClientId, detail);
         if (failed) app.messageFailed(failed);
       }
       if (frame.Ref === "Join" && frame.Code === "not_found") app.closeConversation();
-      toast(frame.Detail || `The server refused that (${frame.Code}).`);
+      toast(detail);
     },
   };
 
@@ -78,4 +79,13 @@ export function makeDispatch(app) {
     const handler = Object.hasOwn(handlers, frame.Type) ? handlers[frame.Type] : null;
     if (handler) handler(frame);
   };
+}
+
+// What a refusal says: a mute's end in the reader's own time (the server's Detail says it in UTC).
+function refusalText(frame) {
+  if (typeof frame.Until === "string" && !Number.isNaN(Date.parse(frame.Until))) {
+    const until = new Date(frame.Until).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+    return `You are muted until ${until}${typeof frame.Reason === "string" ? `: ${frame.Reason}` : "."}`;
+  }
+  return frame.Detail || `The server refused that (${frame.Code}).`;
 }
