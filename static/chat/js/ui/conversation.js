@@ -18,16 +18,26 @@ export function isAtBottom() {
 export function scrollToBottom() {
   const box = $("messages");
   box.scrollTop = box.scrollHeight;
+  // A chunk just drawn is laid out only at the next frame (content-visibility, chat.css): until then
+  // its size is a guess, and the end is not where it will be. Once it is, the end again, unless the
+  // reader scrolled up meanwhile.
+  const top = box.scrollTop;
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    if (box.scrollTop >= top && !isAtBottom()) box.scrollTop = box.scrollHeight;
+  }));
   $("jump").hidden = true;
 }
 
 export function showJump() { $("jump").hidden = false; }
 
+// An older page is shown (opened at a search result): "Jump to latest" reloads the newest.
+export function showLatest(show) { $("latest").hidden = !show; }
+
 export function renderHeader(store, conv) {
   const show = Boolean(conv);
   $("placeholder").hidden = show;
   for (const id of ["conv-head", "messages", "composer"]) $(id).hidden = !show;
-  if (!conv) { $("jump").hidden = true; return; }
+  if (!conv) { $("jump").hidden = true; $("latest").hidden = true; return; }
   $("conv-name").textContent = conv.name;
   const leave = $("leave-group");
   const del = $("delete-group");
