@@ -128,6 +128,11 @@ def test_clicking_an_old_result_opens_its_conversation_around_it(person, daphne_
     expect(texts(bob)).to_have_count(50)
     expect(message_row(bob, "the exam is on friday")).to_have_count(0)
 
+    bob.click("#back")
+    bob.click("#open-search")  # the way back: the results are still there
+    expect(results(bob)).to_have_count(1)
+    expect(bob.locator("#msg-query")).to_have_value("friday")
+
 
 def test_a_result_already_held_is_shown_without_loading(person, daphne_server):
     alice = person("alice")
@@ -146,3 +151,20 @@ def test_a_result_already_held_is_shown_without_loading(person, daphne_server):
     expect(alice.locator("#conv-name")).to_have_text("bob")
     expect(message_row(alice, "slides here")).to_be_focused()
     expect(alice.locator("#latest")).to_be_hidden()  # nothing newer
+
+
+def test_load_more_shows_the_next_page(person, daphne_server):
+    alice = person("alice")
+    person("bob")
+    person("carol")
+    store_messages(daphne_server, group=[], private=[("bob", "alice", f"note {i}") for i in range(60)])
+    alice.reload()
+    search(alice, "note")
+    expect(results(alice)).to_have_count(50)  # a page, newest first
+    expect(results(alice).first.locator(".result-text")).to_have_text("note 59")
+    expect(alice.locator("#search-status")).to_have_text("50+ messages found")
+    alice.click("#search-more")
+    expect(results(alice)).to_have_count(60)
+    expect(results(alice).last.locator(".result-text")).to_have_text("note 0")
+    expect(alice.locator("#search-more")).to_be_hidden()
+    expect(alice.locator("#search-status")).to_have_text("60 messages found")

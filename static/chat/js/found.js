@@ -3,10 +3,10 @@
 // one (`store.search`); only these methods change it, and each returns what changed.
 
 export class SearchState {
-  constructor() { this.close(); }
+  constructor() { this.clear(); }
 
-  // Nothing searched, or the panel closed: a late `Found` is dropped.
-  close() {
+  // Nothing searched yet, or a new query: a late `Found` of the one before is dropped.
+  clear() {
     this.query = null;
     this.scope = null; // {chat, to}: one conversation; null: everything
     this.results = [];
@@ -21,7 +21,7 @@ export class SearchState {
 
   // A new query goes out: what was found before is no answer to it.
   start(query, scope) {
-    this.close();
+    this.clear();
     this.query = query;
     this.scope = scope;
     this.loading = true;

@@ -9,6 +9,7 @@ import { quoteNode } from "./reply.js";
 
 const $ = (id) => document.getElementById(id);
 const NEAR_BOTTOM = 80;
+let restick = 0; // the last scrollToBottom's second look at the end; a newer one, or a highlight, cancels it
 
 export function isAtBottom() {
   const box = $("messages");
@@ -22,8 +23,9 @@ export function scrollToBottom() {
   // its size is a guess, and the end is not where it will be. Once it is, the end again, unless the
   // reader scrolled up meanwhile.
   const top = box.scrollTop;
+  const mine = ++restick;
   requestAnimationFrame(() => requestAnimationFrame(() => {
-    if (box.scrollTop >= top && !isAtBottom()) box.scrollTop = box.scrollHeight;
+    if (mine === restick && box.scrollTop >= top && !isAtBottom()) box.scrollTop = box.scrollHeight;
   }));
   $("jump").hidden = true;
 }
@@ -166,6 +168,7 @@ function topRow(box) {
 
 // Bring a row into view and mark it for a moment (a quote's original).
 export function highlight(row) {
+  restick += 1;
   row.scrollIntoView({ block: "center" });
   row.classList.remove("flash");
   void row.offsetWidth; // restart the animation when it is shown twice in a row

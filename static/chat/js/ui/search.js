@@ -1,7 +1,8 @@
 // Message search: the panel (a drawer over the conversation; the whole screen on a phone) with
 // its form, the results found so far with the query's words marked, "Load more" and the close
 // button (or Escape). Results are drawn as they come (one row each); a click opens the
-// conversation at that message (`openAt`). The state is the store's (`store.search`, found.js).
+// conversation at that message (`openAt`). Closed, the panel keeps its results: opened again, it
+// shows them (the way back from a result). The state is the store's (`store.search`, found.js).
 import * as P from "../protocol.js";
 import { avatar, el } from "./format.js";
 
@@ -13,7 +14,6 @@ let opener = null; // what had the focus before the panel opened: it gets it bac
 export function setupSearch(store, { send, openAt }) {
   const panel = $("search-panel");
   const close = () => {
-    store.search.close();
     panel.hidden = true;
     opener?.focus?.();
     opener = null;
