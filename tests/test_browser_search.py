@@ -91,6 +91,7 @@ def test_a_search_finds_group_and_private_messages_with_the_words_marked(person,
     conv(alice, "Class").click()  # only the open conversation
     search(alice, "exam", here=True)
     expect(alice.locator("#msg-scope")).to_have_value("open")
+    expect(alice.locator("#msg-scope-open")).to_have_text("In “Class”")
     expect(results(alice).locator(".result-name")).to_have_text(["Class", "Class"])
 
 
@@ -116,6 +117,7 @@ def test_clicking_an_old_result_opens_its_conversation_around_it(person, daphne_
     expect(texts(bob)).to_have_count(25)  # the page around it: it and the 24 after it
     expect(message_row(bob, "filler 119")).to_have_count(0)
     expect(bob.locator("#latest")).to_be_visible()
+    shot(bob, "search-landed-phone")
     expect(bob.locator("#messages .older")).to_have_text("This is the beginning of the conversation.")
 
     bob.evaluate("() => { const box = document.getElementById('messages'); box.scrollTop = box.scrollHeight; }")

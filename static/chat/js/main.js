@@ -50,7 +50,10 @@ const app = {
     notify.setUnreadTitle(store.totalUnread());
   },
 
-  refreshHeader() { view.renderHeader(store, store.activeConv); },
+  refreshHeader() {
+    view.renderHeader(store, store.activeConv);
+    search.syncScope(store);
+  },
 
   messageAdded({ conv, isNew, changed, replaced, counted }, m) {
     const shown = store.active === conv.key;

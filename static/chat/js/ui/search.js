@@ -51,11 +51,8 @@ export function setupSearch(store, { send, openAt }) {
 
 // `inOpen`: the search keeps to the open conversation (the header's button), else everywhere.
 function openPanel(store, inOpen) {
-  const conv = store.activeConv;
-  const option = $("msg-scope-open");
-  option.disabled = !conv;
-  option.textContent = conv ? `In “${conv.name}”` : "In the open conversation";
-  $("msg-scope").value = inOpen && conv ? "open" : "all";
+  syncScope(store);
+  $("msg-scope").value = inOpen && store.activeConv ? "open" : "all";
   if ($("search-panel").hidden) opener = document.activeElement;
   $("search-panel").hidden = false;
   $("msg-query").focus();
@@ -68,6 +65,15 @@ export function resend(store, send) {
   if (search.open && search.loading && send(P.search(search.query, search.scope, search.asked))) {
     if (!search.results.length) status("Searching…");
   }
+}
+
+// The scope "in the open conversation" names it (the open one changes while the panel is open).
+export function syncScope(store) {
+  const conv = store.activeConv;
+  const option = $("msg-scope-open");
+  option.disabled = !conv;
+  option.textContent = conv ? `In “${conv.name}”` : "In the open conversation";
+  if (!conv) $("msg-scope").value = "all";
 }
 
 function clearResults() {
