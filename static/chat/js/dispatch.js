@@ -26,6 +26,11 @@ export function makeDispatch(app) {
       app.historyAdded(store.addHistory(frame));
     },
 
+    Found(frame) {
+      const change = store.search.addFound(frame);
+      if (change) app.foundAdded(change);
+    },
+
     Presence(frame) {
       store.setOnline(frame.Username, frame.Online);
       app.refreshSidebar();
@@ -54,6 +59,8 @@ export function makeDispatch(app) {
 
     Removed(frame) {
       app.messagesRemoved(store.removeMessages(frame.Ids, frame.Seq));
+      const found = store.search.remove(frame.Ids);
+      if (found.length) app.resultsRemoved(found);
     },
 
     Reported() {
@@ -71,6 +78,7 @@ export function makeDispatch(app) {
         if (failed) app.messageFailed(failed);
       }
       if (frame.Ref === "Join" && frame.Code === "not_found") app.closeConversation();
+      if (frame.Ref === "Search") { store.search.fail(); app.searchFailed(); }
       toast(detail);
     },
   };

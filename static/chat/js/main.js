@@ -16,6 +16,7 @@ import { setupActions } from "./ui/actions.js";
 import { confirmDialog } from "./ui/dialog.js";
 import { setupEditor } from "./ui/edit.js";
 import { renderReplyBar } from "./ui/reply.js";
+import * as search from "./ui/search.js";
 import { toast } from "./ui/toast.js";
 
 const $ = (id) => document.getElementById(id);
@@ -49,7 +50,10 @@ const app = {
     notify.setUnreadTitle(store.totalUnread());
   },
 
-  refreshHeader() { view.renderHeader(store, store.activeConv); },
+  refreshHeader() {
+    view.renderHeader(store, store.activeConv);
+    search.syncScope(store);
+  },
 
   messageAdded({ conv, isNew, changed, replaced, counted }, m) {
     const shown = store.active === conv.key;
@@ -68,10 +72,18 @@ const app = {
     if (counted) this.refreshUnread(conv);
   },
 
-  historyAdded({ conv, added, changed }) {
+  historyAdded({ conv, added, changed, around, newer }) {
     if (store.active !== conv.key) return;
+    view.showLatest(conv.hasNewer);
+    if (around) { // a page around a search result: it replaced what was held
+      rows.renderConversation(store, conv);
+      this.landOn(conv, around);
+      return;
+    }
     if (changed.length) this.redraw(conv, changed);
-    if (store.takeFirstPaint(conv)) {
+    if (newer) {
+      rows.insertMessages(store, conv, added); // a page below the others (`After`): the view stays
+    } else if (store.takeFirstPaint(conv)) {
       if (rows.isDrawnFrom(conv)) rows.insertMessages(store, conv, added);
       else rows.renderConversation(store, conv); // what was drawn is gone from the store (a Reset)
       view.scrollToBottom();
@@ -119,7 +131,8 @@ const app = {
 
   caughtUp() { showCatchingUp(false); },
 
-  open(chat, name) {
+  // `at`: the Id of a message to show (a search result), loaded with the page around it unless held.
+  open(chat, name, at = null) {
     const conv = store.conv(chat, name);
     store.setActive(conv);
     sessionStorage.setItem("chat.active", JSON.stringify([chat, name]));
@@ -131,10 +144,50 @@ const app = {
     rows.renderConversation(store, conv);
     renderReplyBar(store, conv);
     view.scrollToBottom();
-    if (store.needsJoin(conv)) this.join(conv);
+    view.showLatest(conv.hasNewer);
+    const held = at !== null && conv.byId.has(at) && !store.needsJoin(conv);
+    if (at !== null && !held) this.joinAround(conv, at);
+    else if (store.needsJoin(conv)) this.join(conv);
     this.markRead();
     $("input").focus();
+    if (held) this.landOn(conv, at);
   },
+
+  // A search result: its conversation, at that message.
+  openAt(m) {
+    const conv = store.convOfMessage(m);
+    this.open(conv.chat, conv.name, m.Id);
+  },
+
+  joinAround(conv, id) {
+    store.beginAround(conv, id);
+    if (!socket.send(P.joinAround(conv.chat, conv.name, id))) {
+      store.beginAround(conv, null);
+      if (store.needsJoin(conv)) this.join(conv); // goes on reconnect; the result is not shown
+      toast("You are offline: try again once the connection is back.");
+    }
+  },
+
+  // Scroll to message `id`, mark it for a moment and focus it (or say it is gone).
+  landOn(conv, id) {
+    const row = rows.rowOf(conv, id);
+    if (row) view.highlight(row);
+    else toast("That message is no longer there.", "info", 4000);
+  },
+
+  // "Jump to latest" from an older page: the newest page, loaded afresh.
+  jumpToLatest() {
+    const conv = store.activeConv;
+    if (!conv) return;
+    store.dropHeld(conv);
+    this.open(conv.chat, conv.name);
+  },
+
+  foundAdded(change) { search.renderFound(store, change); },
+
+  resultsRemoved(ids) { search.removeResults(ids); },
+
+  searchFailed() { search.searchFailed(store); },
 
   // Offline the frame cannot go: the socket's next open sends it (see `connected`).
   join(conv) {
@@ -168,8 +221,9 @@ const app = {
   },
 
   sendText(text) {
-    const conv = store.activeConv;
+    let conv = store.activeConv;
     if (!conv) return false;
+    if (conv.hasNewer) { this.jumpToLatest(); conv = store.activeConv; } // what is sent goes at the end
     sendNew(conv, P.send(conv.chat, conv.name, text, P.newClientId(), conv.replyDraft));
     this.cancelReply();
     return true;
@@ -249,12 +303,15 @@ const app = {
     socket.send(P.connect(store.startConnect()));
     showCatchingUp(store.catchingUp);
     for (const frame of store.outbox.values()) socket.send(frame);
+    search.resend(store, (frame) => socket.send(frame));
     const saved = first ? JSON.parse(sessionStorage.getItem("chat.active") || "null") : null;
     if (saved) { this.open(saved[0], saved[1]); return; }
     const conv = store.activeConv;
     if (!conv) return;
     if (store.needsJoin(conv)) this.join(conv);
     if (conv.loading) { store.setLoading(conv, false); rows.renderEnds(conv); }
+    if (conv.around) this.joinAround(conv, conv.around);
+    store.setLoadingNewer(conv, false);
   },
 };
 
@@ -279,6 +336,14 @@ function sendRead(conv) {
     reads.delete(conv.key);
     if (entry.due && store.convs.get(conv.key) === conv) sendRead(conv);
   }, READ_GAP);
+}
+
+// Scrolled down to the end of an older page: the page just newer than it.
+function loadNewer() {
+  const conv = store.activeConv;
+  if (!conv?.hasNewer || conv.loadingNewer || !view.isAtBottom()) return;
+  const newest = conv.messages.findLast((m) => m.Id);
+  if (newest && socket.send(P.joinAfter(conv.chat, conv.name, newest.Id))) store.setLoadingNewer(conv, true);
 }
 
 function loadOlder() {
@@ -322,7 +387,8 @@ function start() {
     remove: (m) => app.removeMessage(m),
     showOriginal: (id) => app.showOriginal(id),
   });
-  setupControls(app, { send: (frame) => socket.send(frame), loadOlder });
+  setupControls(app, { send: (frame) => socket.send(frame), loadOlder, loadNewer });
+  search.setupSearch(store, { send: (frame) => socket.send(frame), openAt: (m) => app.openAt(m) });
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   let first = true;
   socket = new ChatSocket(`${scheme}://${window.location.host}${config.Socket}`, {

@@ -20,6 +20,17 @@ export const sendImage = (chat, to, dataUrl, clientId) =>
   ({ Type: "Send", Chat: chat, To: to, Content: dataUrl, is_image: 1, ClientId: clientId });
 export const join = (chat, to, before) =>
   (before ? { Type: "Join", Chat: chat, To: to, Before: before } : { Type: "Join", Chat: chat, To: to });
+// A page of the conversation around message `id` (a search result), or the page just newer than it.
+export const joinAround = (chat, to, id) => ({ Type: "Join", Chat: chat, To: to, Around: id });
+export const joinAfter = (chat, to, id) => ({ Type: "Join", Chat: chat, To: to, After: id });
+// Messages holding every word of `query`: everywhere, or in one conversation (`scope`: {chat, to});
+// `before`: the next page, from the last `Found.Before`.
+export function search(query, scope = null, before = null) {
+  const frame = { Type: "Search", Query: query };
+  if (scope) Object.assign(frame, { Chat: scope.chat, To: scope.to });
+  if (before) frame.Before = before;
+  return frame;
+}
 export const create = (name, members) => ({ Type: "Create", Name: name, List: members });
 export const remove = (name) => ({ Type: "Delete", Name: name });
 export const leave = (name) => ({ Type: "Leave", Name: name });

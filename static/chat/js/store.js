@@ -5,6 +5,7 @@
 // keeps `cursor`, the `Seq` up to which it is known to hold everything (the last `Synced`, or the
 // first `State`), and sends it back on reconnect; the replay may repeat what it holds, so each
 // message is held with its `Seq` and a frame is applied only if it is newer than what is held.
+import { SearchState } from "./found.js";
 import { GROUP, PRIVATE } from "./protocol.js";
 
 export const convKey = (chat, name) => `${chat}:${name}`;
@@ -32,13 +33,17 @@ export class Store {
     this.removed = new Map(); // Id -> Seq of its removal (Infinity without one): oldest first
     this.outboxKey = `chat.outbox.${me}`;
     this.outbox = new Map(loadJSON(this.outboxKey, [])); // ClientId -> Send frame
+    this.search = new SearchState();
   }
 
   conv(chat, name) {
     const key = convKey(chat, name);
     if (!this.convs.has(key)) {
       this.convs.set(key, { key, chat, name, messages: [], byId: new Map(), loaded: false, hasMore: false,
-        loading: false, firstPaint: false, unread: 0, lastRead: 0, replyDraft: null });
+        loading: false, firstPaint: false, unread: 0, lastRead: 0, replyDraft: null,
+        // Opened at an older message: `hasNewer` (newer pages exist, not held), `around` (the Id
+        // of the `Join` with `Around` on its way), `loadingNewer` (a `Join` with `After` is).
+        hasNewer: false, around: null, loadingNewer: false });
     }
     return this.convs.get(key);
   }
@@ -187,7 +192,7 @@ export class Store {
       if (this.outbox.delete(m.ClientId)) this.saveOutbox();
       replaced = takePending(conv, m.ClientId);
     }
-    if (this.beyondHistory(conv, m)) return { conv, isNew: false, changed: null, replaced, counted: false };
+    if (this.beyondHistory(conv, m) || this.pastPage(conv, m)) return { conv, isNew: false, changed: null, replaced, counted: false };
     const result = this.hold(conv, m);
     // A change (an edit, a reaction) of a message not held yet is no new message.
     const counted = result.isNew && !m.Change && this.afterState(m) && this.isUnread(conv, m);
@@ -202,6 +207,14 @@ export class Store {
     if (conv.byId.has(m.Id)) return false;
     const oldest = conv.messages.find((x) => x.Id)?.Id;
     return oldest !== undefined && m.Id < oldest && (conv.hasMore || !conv.loaded);
+  }
+
+  // A message newer than the page held, when newer pages exist and are not held: held, it would
+  // sit below a gap; scrolling down (`After`) or "Jump to latest" brings it.
+  pastPage(conv, m) {
+    if (!conv.hasNewer || conv.byId.has(m.Id)) return false;
+    const newest = conv.messages.findLast((x) => x.Id)?.Id;
+    return newest !== undefined && m.Id > newest;
   }
 
   // The one rule of applying a message's state: only if its Id is new, or its Seq newer than the
@@ -221,8 +234,13 @@ export class Store {
 
   // A page of history; returns {conv, added, changed}: the messages that were not there yet, and
   // [old, new] pairs of those it holds in a newer state.
+  // For a page that need not be the newest (it has `HasNewer`): `around`, the Id it was asked
+  // around (that page replaces every message held), or null (an `After` page, held below the rest).
   addHistory(frame) {
     const conv = this.conv(frame.Chat, frame.To);
+    const paged = typeof frame.HasNewer === "boolean";
+    const around = paged ? conv.around : null;
+    if (around) this.dropHeld(conv);
     const oldestBefore = conv.messages.find((m) => m.Id)?.Id ?? Infinity;
     const added = [];
     const changed = [];
@@ -239,8 +257,31 @@ export class Store {
     if (!conv.loaded && frame.HasMore && first !== undefined) dropOlder(conv, first);
     if (!conv.loaded || first === undefined || first <= oldestBefore) conv.hasMore = frame.HasMore;
     conv.loaded = true;
-    conv.loading = false;
-    return { conv, added, changed };
+    if (paged) {
+      conv.hasNewer = frame.HasNewer;
+      conv.loadingNewer = false;
+      conv.around = null;
+    } else {
+      conv.loading = false;
+    }
+    return { conv, added, changed, around, newer: paged && !around };
+  }
+
+  // Open at message `id`: a `Join` with `Around` is on its way; its page replaces what is held.
+  beginAround(conv, id) {
+    conv.around = id;
+    conv.firstPaint = false;
+  }
+
+  // A `Join` with `After` is on its way (true), or will not come (false: the socket closed).
+  setLoadingNewer(conv, loading) { conv.loadingNewer = loading; }
+
+  // Every stored message held goes (pending ones stay): the conversation is as if never loaded. For
+  // a page around a message, and "Jump to latest" from such a page (its Join is then a first paint).
+  dropHeld(conv) {
+    conv.messages = conv.messages.filter((m) => m.pending);
+    conv.byId = new Map();
+    Object.assign(conv, { loaded: false, hasMore: false, hasNewer: false, loading: false, loadingNewer: false });
   }
 
   // A Join is on its way: its History is the conversation's first paint (scrolled to the bottom).
@@ -309,6 +350,7 @@ export class Store {
   // The reader saw the end of the conversation. Returns the Id to report in a `Read`, or 0 when
   // the server's pointer need not move (nothing new from anyone else: no frame for our own messages).
   markRead(conv) {
+    if (conv.hasNewer) return 0; // the end of an older page is not the end of the conversation
     const last = lastFromOthers(conv, this.me);
     if (!last || (last <= conv.lastRead && !conv.unread)) return 0;
     this.setRead(conv, last);

@@ -9,13 +9,14 @@ import * as notify from "./notify.js";
 
 const $ = (id) => document.getElementById(id);
 
-export function setupControls(app, { send, loadOlder }) {
+export function setupControls(app, { send, loadOlder, loadNewer }) {
   const { store } = app;
   $("my-avatar").replaceWith(avatar(store.me, "me"));
   $("search").addEventListener("input", () => app.refreshSidebar());
   $("back").addEventListener("click", () => app.closeConversation());
   $("messages").addEventListener("scroll", () => {
     loadOlder();
+    loadNewer();
     if (view.isAtBottom()) { $("jump").hidden = true; app.markRead(); }
   });
   $("messages").addEventListener("click", (event) => {
@@ -26,6 +27,7 @@ export function setupControls(app, { send, loadOlder }) {
   });
   $("reply-cancel").addEventListener("click", () => app.cancelReply());
   $("jump").addEventListener("click", () => { view.scrollToBottom(); app.markRead(); });
+  $("latest").addEventListener("click", () => app.jumpToLatest());
   $("delete-group").addEventListener("click", () => {
     const conv = store.activeConv;
     if (conv && window.confirm(`Delete the group “${conv.name}” and all its messages, for everyone?`)) {

@@ -9,6 +9,7 @@ import { quoteNode } from "./reply.js";
 
 const $ = (id) => document.getElementById(id);
 const NEAR_BOTTOM = 80;
+let restick = 0; // the last scrollToBottom's second look at the end; a newer one, or a highlight, cancels it
 
 export function isAtBottom() {
   const box = $("messages");
@@ -18,16 +19,27 @@ export function isAtBottom() {
 export function scrollToBottom() {
   const box = $("messages");
   box.scrollTop = box.scrollHeight;
+  // A chunk just drawn is laid out only at the next frame (content-visibility, chat.css): until then
+  // its size is a guess, and the end is not where it will be. Once it is, the end again, unless the
+  // reader scrolled up meanwhile.
+  const top = box.scrollTop;
+  const mine = ++restick;
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    if (mine === restick && box.scrollTop >= top && !isAtBottom()) box.scrollTop = box.scrollHeight;
+  }));
   $("jump").hidden = true;
 }
 
 export function showJump() { $("jump").hidden = false; }
 
+// An older page is shown (opened at a search result): "Jump to latest" reloads the newest.
+export function showLatest(show) { $("latest").hidden = !show; }
+
 export function renderHeader(store, conv) {
   const show = Boolean(conv);
   $("placeholder").hidden = show;
   for (const id of ["conv-head", "messages", "composer"]) $(id).hidden = !show;
-  if (!conv) { $("jump").hidden = true; return; }
+  if (!conv) { $("jump").hidden = true; $("latest").hidden = true; return; }
   $("conv-name").textContent = conv.name;
   const leave = $("leave-group");
   const del = $("delete-group");
@@ -156,6 +168,7 @@ function topRow(box) {
 
 // Bring a row into view and mark it for a moment (a quote's original).
 export function highlight(row) {
+  restick += 1;
   row.scrollIntoView({ block: "center" });
   row.classList.remove("flash");
   void row.offsetWidth; // restart the animation when it is shown twice in a row
