@@ -17,22 +17,12 @@ from django.test import Client
 
 from accounts.models import AuditEntry, UserSession
 from messaging.protocol import CLOSE_SESSION_ENDED
-from tests.test_sessions import closed_with, still_open
+from tests.test_sessions import browser, closed_with, key_of, still_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NEW = "a-brand-new-secret-9"
 RESET = "/accounts/password/reset/"
-
-
-def browser(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def key_of(client: Client) -> str:
-    return client.cookies[django_settings.SESSION_COOKIE_NAME].value
 
 
 def logged_in(client: Client) -> bool:
